@@ -1,0 +1,25 @@
+"""harvest_defs: bulk Claude Message Batches and Voyage embeddings with dlt, as a Dagster code location.
+
+The public names of the original guide are importable from here. They are resolved lazily so that
+importing the package (which every Dagster run process does) does not import the API SDKs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "claude_message_batches": "harvest_defs.harvest.claude",
+    "voyage_embeddings_batch": "harvest_defs.harvest.voyage",
+    "create_duckdb_pipeline": "harvest_defs.harvest.pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harvest_defs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,96 @@
+"""Deterministic stand-ins for model output: what the emulator "generates".
+
+Everything here is a pure function of its input so that tests can predict results and re-runs are
+bit-identical. Summaries are extractive (leading sentences); embeddings are L2-normalised signed
+feature-hashed bags of words, so lexically similar texts are close — useful for retrieval tests,
+clearly not semantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from functools import lru_cache
+
+import numpy as np
+
+# The emulator's "tokenizer": one token per 4 characters (rounded up), at least one for non-empty text.
+# Anthropic and Voyage both document roughly 3.5–5 characters per English token; 4 is the middle. The
+# same rule is used for billing (usage) and for limits, so they always agree.
+CHARS_PER_TOKEN = 4
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_STOPWORDS = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the this to was were will with "
+    "what which who how why when where does do did can".split()
+)
+
+
+def count_tokens(text: str) -> int:
+    """Token count billed and limited by the emulator (see CHARS_PER_TOKEN)."""
+    if not text:
+        return 0
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens without stop words: the features of the bag-of-words embedding."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+
+
+@lru_cache(maxsize=1 << 18)
+def _feature(word: str, dim: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)
+
+
+def embed_text(text: str, dim: int) -> np.ndarray:
+    """L2-normalised signed feature hashing of the text's words (sublinear term frequency)."""
+    vec = np.zeros(dim, dtype=np.float32)
+    counts: dict[str, int] = {}
+    for w in words(text):
+        counts[w] = counts.get(w, 0) + 1
+    for w, tf in counts.items():
+        index, sign = _feature(w, dim)
+        vec[index] += sign * (1.0 + math.log(tf))
+    norm = float(np.linalg.norm(vec))
+    if norm == 0.0:
+        # Text without words (only punctuation / stop words): a fixed unit vector, still deterministic.
+        vec[0] = 1.0
+        return vec
+    return vec / norm
+
+
+def split_instruction(prompt: str) -> str:
+    """The document part of a prompt such as ``"Summarize:\\n\\n<doc>"`` or ``"Summarize: <doc>"``."""
+    head, sep, rest = prompt.partition("\n\n")
+    if sep and head.rstrip().endswith(":") and rest.strip():
+        return rest.strip()
+    head, sep, rest = prompt.partition(": ")
+    if sep and len(head) < 80 and "\n" not in head and rest.strip():
+        return rest.strip()
+    return prompt.strip()
+
+
+def summarize(prompt: str, max_tokens: int, max_sentences: int = 3) -> tuple[str, str]:
+    """Extractive summary: the document's leading sentences within ``max_tokens``.
+
+    Returns ``(text, stop_reason)`` where stop_reason is ``end_turn`` or ``max_tokens`` (the text was cut).
+    """
+    document = " ".join(split_instruction(prompt).split())
+    if not document:
+        return "", "end_turn"
+    out: list[str] = []
+    for sentence in _SENTENCE_END.split(document):
+        candidate = " ".join([*out, sentence])
+        if count_tokens(candidate) > max_tokens:
+            if not out:
+                return document[: max_tokens * CHARS_PER_TOKEN], "max_tokens"
+            break
+        out.append(sentence)
+        if len(out) >= max_sentences:
+            break
+    return " ".join(out), "end_turn"

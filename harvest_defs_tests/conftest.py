@@ -1,0 +1,36 @@
+"""Shared fixtures: one real emulator server per test session, reset to defaults before each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harvest_defs.emulator import EmulatorConfig, EmulatorServer
+
+TEST_ANTHROPIC_KEY = "sk-ant-test-key"
+TEST_VOYAGE_KEY = "pa-test-key"
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorConfig(batch_processing_seconds=0.0)) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer) -> EmulatorServer:
+    """The session's emulator with fresh state: default config (instant batches), zeroed stats."""
+    emulator_server.configure(**EmulatorConfig(batch_processing_seconds=0.0).to_dict())
+    emulator_server.reset()
+    return emulator_server
+
+
+@pytest.fixture
+def api_env(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """Point every client at the emulator through the same environment variables users set."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_ANTHROPIC_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.anthropic_base_url)
+    monkeypatch.setenv("VOYAGE_API_KEY", TEST_VOYAGE_KEY)
+    monkeypatch.setenv("VOYAGE_BASE_URL", emulator.voyage_base_url)
+    return emulator
