@@ -32,9 +32,7 @@ class DroppedConnection(Response):
         super().__init__(status_code=200)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]}
-        )
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
         await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
         raise ConnectionAbortedError("emulator fault injection: dropped connection")
 
@@ -154,7 +152,9 @@ class EmulatorState:
             if wait is not None:
                 self.count(f"{api}_429s")
                 headers = {"retry-after": str(max(1, math.ceil(wait)))}
-                return error(429, "Rate limit exceeded; please retry after the indicated time.", headers=headers)
+                return error(
+                    429, "Rate limit exceeded; please retry after the indicated time.", headers=headers
+                )
         return None
 
 
