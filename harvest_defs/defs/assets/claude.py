@@ -1,0 +1,183 @@
+"""Claude Message Batches as two assets: submit (returns at once) and collect (``@dlt_assets``).
+
+Submitting and collecting are separate so no run sleeps while a batch is processed (up to 24 h): the
+submit asset records batch ids in the ledger and ends; ``claude_batch_sensor`` polls the ledger's in-flight
+batches and requests ``claude_summaries`` for the partition once a batch has ended.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+import dlt
+from dagster_dlt import DagsterDltResource, dlt_assets
+
+from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
+from harvest_defs.defs.dlt_support import (
+    AssetKeyTranslator,
+    definition_pipeline,
+    run_dlt_locked,
+    runtime_pipeline,
+)
+from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
+from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
+
+CLAUDE_PROVIDER = "claude"
+SUBMIT_KEY = dg.AssetKey("claude_summary_batches")
+SUMMARIES_KEY = dg.AssetKey("claude_summaries")
+CLAUDE_PIPELINE = "harvest_claude"
+
+PROMPT_TEMPLATE = "Summarize this document for a search index.\n\n<document>\n{text}\n</document>"
+
+
+def build_prompts(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One prompt per document; ``custom_id`` = document id so results map back without a lookup table."""
+    return [
+        {"custom_id": doc["document_id"], "text": PROMPT_TEMPLATE.format(text=doc["text"])}
+        for doc in documents
+    ]
+
+
+def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=SUBMIT_KEY.path[-1],
+        deps=[DOCUMENTS_KEY],
+        partitions_def=partitions_def,
+        group_name="harvest",
+        kinds={"anthropic"},
+        description="Submits a Message Batch per partition (only uncached requests) and returns at once.",
+    )
+    def claude_summary_batches(
+        context: dg.AssetExecutionContext, store: HarvestStoreResource, anthropic: AnthropicResource
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        documents = read_snapshot(store, context.partition_key)
+        harvester = anthropic.harvester(store)
+        report = harvester.submit(
+            build_prompts(documents),
+            model=anthropic.model,
+            max_tokens=anthropic.max_tokens,
+            system_prompt=anthropic.system_prompt,
+            temperature=anthropic.temperature,
+            partition_key=context.partition_key,
+        )
+        batch_ids = list(report.batch_ids)
+        context.log.info(
+            f"partition {context.partition_key!r}: {report.sent} requests sent in "
+            f"{len(batch_ids)} batch(es), "
+            f"{report.cached} cached, {report.invalid} invalid"
+        )
+        return dg.MaterializeResult(
+            metadata=as_metadata(
+                {
+                    "batch_ids": dg.MetadataValue.json(batch_ids),
+                    "requests_sent": report.sent,
+                    "requests_cached": report.cached,
+                    "requests_invalid": report.invalid,
+                    "est_input_tokens": getattr(report, "estimated_input_tokens", None),
+                    "est_usd": usd(getattr(report, "estimated_usd", 0.0)),
+                    "model": anthropic.model,
+                    "duration_s": round(time.monotonic() - started, 3),
+                }
+            )
+        )
+
+    return claude_summary_batches
+
+
+class _Tally:
+    """Counts what flows from the raw results into dlt, for metadata, without a second pass."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.succeeded = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.failures: list[dict[str, Any]] = []
+
+    def add(self, table: Any) -> None:
+        import pyarrow.compute as pc
+
+        self.rows += table.num_rows
+        success = table.column("success")
+        self.succeeded += int(pc.sum(pc.cast(success, "int64")).as_py() or 0)
+        for column in ("input_tokens", "output_tokens"):
+            if column in table.column_names:
+                total = int(pc.sum(table.column(column)).as_py() or 0)
+                setattr(self, column, getattr(self, column) + total)
+        if len(self.failures) < 10:
+            failed = table.filter(pc.invert(pc.fill_null(success, False)))
+            keep = [c for c in ("custom_id", "error_type", "error") if c in failed.column_names]
+            self.failures.extend(failed.select(keep).slice(0, 10).to_pylist())
+
+
+@dlt.source(name="claude")
+def claude_collect_source(harvester: Any = None, batch_ids: Sequence[str] = (), tally: Any = None) -> Any:
+    """Rows of ended batches as Arrow tables; merge on ``custom_id`` so a re-collect never duplicates."""
+
+    @dlt.resource(name="claude_messages", write_disposition="merge", primary_key="custom_id")
+    def claude_messages() -> Iterator[Any]:
+        for batch_id in batch_ids:
+            for table in harvester.collect(batch_id):
+                if tally is not None:
+                    tally.add(table)
+                yield table
+
+    return claude_messages
+
+
+def ended_batches(harvester: Any, partition_key: str, log: Any) -> list[str]:
+    """Batch ids of this partition that have ended and are not collected yet (polling in-flight ones)."""
+    ended: list[str] = []
+    for batch in harvester.ledger.in_flight(CLAUDE_PROVIDER, partition_key):
+        progress = harvester.poll(batch.batch_id)
+        log.info(f"batch {batch.batch_id}: {progress.status} {progress.request_counts}")
+    for batch in harvester.ledger.ended_uncollected(CLAUDE_PROVIDER, partition_key):
+        ended.append(batch.batch_id)
+    return ended
+
+
+def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir: str) -> dg.AssetsDefinition:
+    @dlt_assets(
+        dlt_source=claude_collect_source(),
+        dlt_pipeline=definition_pipeline(CLAUDE_PIPELINE, pipelines_dir),
+        name="claude_summaries",
+        partitions_def=partitions_def,
+        dagster_dlt_translator=AssetKeyTranslator(
+            {"claude_messages": SUMMARIES_KEY},
+            deps=[SUBMIT_KEY],
+            description="Results of ended Message Batches, loaded into claude_messages (merge on custom_id).",
+        ),
+        pool=DUCKDB_POOL,
+    )
+    def claude_summaries(
+        context: dg.AssetExecutionContext,
+        dlt: DagsterDltResource,
+        store: HarvestStoreResource,
+        anthropic: AnthropicResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        started = time.monotonic()
+        harvester = anthropic.harvester(store)
+        batch_ids = ended_batches(harvester, context.partition_key, context.log)
+        tally = _Tally()
+        source = claude_collect_source(harvester=harvester, batch_ids=batch_ids, tally=tally)
+        results = run_dlt_locked(context, dlt, store, source, runtime_pipeline(CLAUDE_PIPELINE, store))
+        for batch_id in batch_ids:
+            harvester.mark_collected(batch_id)
+        from harvest_defs.harvest.pricing import estimate_batch_usd
+
+        extra = {
+            "batch_ids": dg.MetadataValue.json(batch_ids),
+            "requests_succeeded": tally.succeeded,
+            "requests_failed": tally.rows - tally.succeeded,
+            "input_tokens": tally.input_tokens,
+            "output_tokens": tally.output_tokens,
+            "est_usd": usd(estimate_batch_usd(anthropic.model, tally.input_tokens, tally.output_tokens)),
+            "first_failures": dg.MetadataValue.md(failures_markdown(tally.failures)),
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+        for result in results:
+            yield result._replace(metadata={**(result.metadata or {}), **extra})
+
+    return claude_summaries

@@ -1,0 +1,58 @@
+"""``build_defs``: the whole code location from a corpus folder, so tests can build it over their own.
+
+Partitions come from the corpus's collections, and the asset factories need them when they decorate, so
+the graph is assembled here rather than at module import of each asset file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from harvest_defs.defs.assets.claude import build_collect_assets, build_submit_asset
+from harvest_defs.defs.assets.documents import build_documents_asset
+from harvest_defs.defs.assets.rag import rag_index
+from harvest_defs.defs.assets.voyage import build_embeddings_assets
+from harvest_defs.defs.checks import ALL_CHECKS
+from harvest_defs.defs.corpus import default_corpus_dir
+from harvest_defs.defs.partitions import collection_partitions
+from harvest_defs.defs.resources import default_resources
+from harvest_defs.defs.schedules import build_new_documents_schedule
+from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
+
+
+def _definition_pipelines_dir() -> str:
+    """Where the load-time (describe-only) dlt pipelines keep their working folder."""
+    home = Path(os.environ.get("HARVEST_HOME") or ".harvest")
+    return str(home / "dlt_pipelines")
+
+
+def build_defs(
+    corpus_dir: Path | str | None = None,
+    *,
+    sensor_interval: int | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dg.Definitions:
+    """Definitions over ``corpus_dir`` (default ``$HARVEST_CORPUS`` or the packaged sample corpus)."""
+    corpus = Path(corpus_dir or os.environ.get("HARVEST_CORPUS") or default_corpus_dir())
+    partitions = collection_partitions(corpus)
+    pipelines_dir = _definition_pipelines_dir()
+    bound = default_resources()
+    bound["store"] = bound["store"].model_copy(update={"corpus_dir": str(corpus)})
+    bound.update(resources or {})
+    return dg.Definitions(
+        assets=[
+            build_documents_asset(partitions),
+            build_submit_asset(partitions),
+            build_collect_assets(partitions, pipelines_dir),
+            build_embeddings_assets(partitions, pipelines_dir),
+            rag_index,
+        ],
+        asset_checks=ALL_CHECKS,
+        sensors=build_sensors(sensor_interval or sensor_interval_seconds()),
+        schedules=[build_new_documents_schedule(partitions)],
+        resources=bound,
+    )

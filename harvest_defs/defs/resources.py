@@ -1,0 +1,161 @@
+"""Dagster resources: API settings (keys only through ``EnvVar``) and where the harvest's files live.
+
+Why resources and not module constants: the same code location runs against the emulator (tests, demo,
+``dagster dev`` offline) and the real APIs; only environment variables change. Keys are resolved by
+Dagster from the environment at run time, so they never appear in run config, and nothing here puts them
+in logs, metadata or exception text (``repr`` of a resource hides them too).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:  # the harvesters import the SDKs; keep them out of code-location loading
+    from harvest_defs.harvest.claude import ClaudeBatchHarvester
+
+DEFAULT_CLAUDE_MODEL = "claude-haiku-4-5"
+DEFAULT_VOYAGE_MODEL = "voyage-3.5"
+DUCKDB_POOL = "harvest_duckdb"
+
+
+def _env_or(value: str | None, name: str) -> str | None:
+    """An explicit setting wins; otherwise the environment (read at run time, not at import)."""
+    return value or os.environ.get(name) or None
+
+
+class HarvestStoreResource(dg.ConfigurableResource):
+    """The files under ``HARVEST_HOME``: ledger + cache (SQLite), raw results, warehouse and RAG DuckDB.
+
+    ``home=None`` reads ``HARVEST_HOME`` when a run starts (default ``./.harvest``), so one definition
+    serves every environment; tests point it at ``tmp_path``.
+    """
+
+    home: str | None = Field(default=None, description="Root folder; default $HARVEST_HOME or ./.harvest")
+    corpus_dir: str | None = Field(default=None, description="Corpus folder; default the sample corpus")
+
+    @property
+    def home_path(self) -> Path:
+        root = Path(_env_or(self.home, "HARVEST_HOME") or ".harvest")
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home_path / "ledger.sqlite"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home_path / "raw"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home_path / "warehouse.duckdb"
+
+    @property
+    def rag_path(self) -> Path:
+        return self.home_path / "rag.duckdb"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Parquet snapshots of the ``documents`` asset, one file per partition."""
+        return self.home_path / "documents"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt's working folders live with the data they describe, not in ``~/.dlt``."""
+        return self.home_path / "dlt_pipelines"
+
+    @property
+    def corpus_path(self) -> Path:
+        from harvest_defs.defs.corpus import default_corpus_dir
+
+        return Path(_env_or(self.corpus_dir, "HARVEST_CORPUS") or default_corpus_dir())
+
+    @contextmanager
+    def duckdb_lock(self, db_path: Path, *, exclusive: bool = True) -> Iterator[None]:
+        """Wait for our turn on a DuckDB file instead of failing on its lock.
+
+        DuckDB admits one read-write process *or* many read-only ones per file. The Dagster pool
+        ``harvest_duckdb`` already serializes writer steps on a configured instance; this advisory lock
+        makes the same guarantee hold everywhere else (ephemeral instances, two ``dagster dev`` runs, the
+        CLI): writers take it exclusively, readers shared.
+        """
+        lock_path = db_path.with_name(db_path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class AnthropicResource(dg.ConfigurableResource):
+    """Claude Message Batches settings. ``api_key`` comes from ``EnvVar("ANTHROPIC_API_KEY")``."""
+
+    api_key: str = Field(repr=False, description="Set via EnvVar('ANTHROPIC_API_KEY'); never logged")
+    base_url: str | None = Field(default=None, description="Default $ANTHROPIC_BASE_URL, else the real API")
+    model: str = DEFAULT_CLAUDE_MODEL
+    max_tokens: int = 300
+    temperature: float | None = None
+    system_prompt: str = (
+        "You summarize documents for a search index. Reply with a faithful summary of 2-3 sentences."
+    )
+    poll_interval_seconds: float = Field(default=60.0, description="Sensor interval between polls")
+    max_failed_ratio: float = Field(default=0.05, description="Asset check threshold on failed requests")
+
+    def resolved_base_url(self) -> str | None:
+        return _env_or(self.base_url, "ANTHROPIC_BASE_URL")
+
+    def harvester(self, store: HarvestStoreResource) -> ClaudeBatchHarvester:
+        """A harvester bound to this store's ledger; imports the SDK only now, inside a run."""
+        from harvest_defs.harvest.claude import ClaudeBatchHarvester
+
+        return ClaudeBatchHarvester(
+            api_key=self.api_key,
+            base_url=self.resolved_base_url(),
+            ledger_path=store.ledger_path,
+            raw_dir=store.raw_dir,
+        )
+
+
+class VoyageResource(dg.ConfigurableResource):
+    """Voyage embedding settings. ``api_key`` comes from ``EnvVar("VOYAGE_API_KEY")``."""
+
+    api_key: str = Field(repr=False, description="Set via EnvVar('VOYAGE_API_KEY'); never logged")
+    base_url: str | None = Field(default=None, description="Default $VOYAGE_BASE_URL (must end in /v1)")
+    model: str = DEFAULT_VOYAGE_MODEL
+    dims: int | None = Field(default=None, description="output_dimension; None = the model's default")
+    rpm: int | None = Field(default=None, description="Requests per minute; None = Voyage tier-1 default")
+    tpm: int | None = Field(default=None, description="Tokens per minute; None = Voyage tier-1 default")
+    batch_threshold: int = Field(
+        default=10_000, description="Texts per partition at/above which the Batch API (33% off) is used"
+    )
+    poll_interval_seconds: float = 60.0
+
+    def resolved_base_url(self) -> str | None:
+        return _env_or(self.base_url, "VOYAGE_BASE_URL")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Arguments shared by the real-time and Batch API harvesters."""
+        return {"api_key": self.api_key, "base_url": self.resolved_base_url(), "model": self.model}
+
+
+def default_resources() -> dict[str, Any]:
+    """The resources ``Definitions`` binds: keys only as ``EnvVar`` so they never reach run config."""
+    from dagster_dlt import DagsterDltResource
+
+    return {
+        "store": HarvestStoreResource(),
+        "anthropic": AnthropicResource(api_key=dg.EnvVar("ANTHROPIC_API_KEY")),
+        "voyage": VoyageResource(api_key=dg.EnvVar("VOYAGE_API_KEY")),
+        "dlt": DagsterDltResource(),
+    }

@@ -1,0 +1,130 @@
+"""Sensors: poll in-flight batches from the ledger and request the collecting run when one ends.
+
+The sensors read the SQLite ledger (safe across processes) and the providers' batch status endpoints —
+never the DuckDB files, which a run may be writing. Each ended batch gets exactly one run, ever: the
+``run_key`` carries the batch id (Dagster skips a run key it has seen) and the cursor remembers which
+batches were already requested, so a restarted daemon does not ask again.
+"""
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dagster as dg
+
+from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
+from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
+from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY, VOYAGE_PROVIDER
+from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
+
+MAX_CURSOR_IDS = 5000
+
+
+def sensor_interval_seconds(default: int = 60) -> int:
+    """``HARVEST_SENSOR_INTERVAL_SECONDS`` overrides the polling interval (tests use a few seconds)."""
+    return int(os.environ.get("HARVEST_SENSOR_INTERVAL_SECONDS", default))
+
+
+def _load_cursor(cursor: str | None) -> list[str]:
+    return list(json.loads(cursor)) if cursor else []
+
+
+def _batch_run_requests(
+    context: dg.SensorEvaluationContext,
+    provider: str,
+    poll: Callable[[str], Any],
+    ledger: Any,
+    asset_selection: list[dg.AssetKey],
+) -> Iterator[dg.RunRequest]:
+    """Poll every in-flight batch (logging progress), then one RunRequest per newly ended batch."""
+    requested = _load_cursor(context.cursor)
+    seen = set(requested)
+    for batch in ledger.in_flight(provider, None):
+        progress = poll(batch.batch_id)
+        context.log.info(
+            f"{provider} batch {batch.batch_id} [{batch.partition_key}]: {progress.status} "
+            f"{json.dumps(progress.request_counts, sort_keys=True)}"
+        )
+    for batch in ledger.ended_uncollected(provider, None):
+        if batch.batch_id in seen:
+            continue
+        context.log.info(f"{provider} batch {batch.batch_id} ended: requesting collection")
+        requested.append(batch.batch_id)
+        seen.add(batch.batch_id)
+        yield dg.RunRequest(
+            run_key=f"collect-{provider}-{batch.batch_id}",
+            partition_key=batch.partition_key,
+            asset_selection=asset_selection,
+            tags={"harvest/batch_id": batch.batch_id, "harvest/provider": provider},
+        )
+    context.update_cursor(json.dumps(requested[-MAX_CURSOR_IDS:]))
+
+
+def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
+    @dg.sensor(
+        name="claude_batch_sensor",
+        minimum_interval_seconds=interval_seconds,
+        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Polls in-flight Claude Message Batches; collects + embeds a partition when one ends.",
+    )
+    def claude_batch_sensor(
+        context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource
+    ) -> Iterator[dg.RunRequest]:
+        from harvest_defs.harvest.ledger import BatchLedger
+
+        ledger = BatchLedger(store.ledger_path)
+        if not ledger.in_flight(CLAUDE_PROVIDER, None) and not ledger.ended_uncollected(
+            CLAUDE_PROVIDER, None
+        ):
+            return  # nothing to poll: no SDK import, no HTTP
+        harvester = anthropic.harvester(store)
+        yield from _batch_run_requests(
+            context, CLAUDE_PROVIDER, harvester.poll, ledger, [SUMMARIES_KEY, EMBEDDINGS_KEY]
+        )
+
+    @dg.sensor(
+        name="voyage_batch_sensor",
+        minimum_interval_seconds=interval_seconds,
+        asset_selection=[EMBEDDINGS_KEY],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Polls in-flight Voyage Batch API jobs; collects a partition's embeddings when one ends.",
+    )
+    def voyage_batch_sensor(
+        context: dg.SensorEvaluationContext, store: HarvestStoreResource, voyage: VoyageResource
+    ) -> Iterator[dg.RunRequest]:
+        from harvest_defs.harvest.ledger import BatchLedger
+
+        ledger = BatchLedger(store.ledger_path)
+        if not ledger.in_flight(VOYAGE_PROVIDER, None) and not ledger.ended_uncollected(
+            VOYAGE_PROVIDER, None
+        ):
+            return
+        from harvest_defs.defs.voyage_batches import voyage_poller
+
+        yield from _batch_run_requests(
+            context, VOYAGE_PROVIDER, voyage_poller(voyage, store), ledger, [EMBEDDINGS_KEY]
+        )
+
+    @dg.sensor(
+        name="rag_index_sensor",
+        minimum_interval_seconds=interval_seconds,
+        asset_selection=[RAG_INDEX_KEY],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Rebuilds the RAG index (incrementally) after new summary embeddings land.",
+    )
+    def rag_index_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        records = context.instance.fetch_materializations(EMBEDDINGS_KEY, limit=1, ascending=False).records
+        if not records:
+            return dg.SkipReason("summary_embeddings has never been materialized")
+        latest = records[0].storage_id
+        index = context.instance.fetch_materializations(RAG_INDEX_KEY, limit=1, ascending=False).records
+        if (context.cursor and int(context.cursor) >= latest) or (index and index[0].storage_id > latest):
+            return dg.SkipReason("index is up to date with the latest embeddings")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"rag-index-{latest}", asset_selection=[RAG_INDEX_KEY])],
+            cursor=str(latest),
+        )
+
+    return [claude_batch_sensor, voyage_batch_sensor, rag_index_sensor]
