@@ -7,6 +7,7 @@ the graph is assembled here rather than at module import of each asset file.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
 
 
 def _definition_pipelines_dir() -> str:
-    """Where the load-time (describe-only) dlt pipelines keep their working folder."""
-    home = Path(os.environ.get("HARVEST_HOME") or ".harvest")
-    return str(home / "dlt_pipelines")
+    """Where the load-time (describe-only) dlt pipelines keep their working folder.
+
+    They never run, so a temp folder keeps loading the code location free of side effects in the cwd.
+    """
+    return str(Path(tempfile.gettempdir()) / "harvest_defs_definition_pipelines")
 
 
 def build_defs(

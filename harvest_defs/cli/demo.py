@@ -1,0 +1,158 @@
+"""``harvest demo``: the whole chain offline — emulator, submit, sensor, collect, embed, index, answer.
+
+Everything a user would click through in ``dagster dev``, run in this process against the local API
+emulator: dummy keys and base URLs go into this process's environment only, Dagster uses an ephemeral
+instance, and the harvest's files live in ``./.harvest-demo`` (or ``--home``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from harvest_defs.cli import app
+
+DEMO_KEYS = {"ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key", "VOYAGE_API_KEY": "pa-demo-not-a-real-key"}
+DEFAULT_QUESTION = "What is this corpus about?"
+
+
+def _first_sample_question(corpus: Path) -> str:
+    for candidate in (corpus / "questions.jsonl", corpus.parent / "questions.jsonl"):
+        if candidate.exists():
+            for line in candidate.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    return str(record.get("question") or record.get("text") or DEFAULT_QUESTION)
+    return DEFAULT_QUESTION
+
+
+def _point_at_emulator(anthropic_url: str, voyage_url: str, home: Path) -> None:
+    """Only this process's environment: the user's shell and real keys are never touched."""
+    os.environ.update(DEMO_KEYS)
+    os.environ["ANTHROPIC_BASE_URL"] = anthropic_url
+    os.environ["VOYAGE_BASE_URL"] = voyage_url
+    os.environ["HARVEST_HOME"] = str(home)
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="HARVEST_HOME for the demo's files.")] = Path(".harvest-demo"),
+    question: Annotated[str | None, typer.Option(help="Question to answer (default: a sample one).")] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Delete --home first (otherwise a re-run costs 0 requests).")
+    ] = False,
+    batch_seconds: Annotated[float, typer.Option(help="Emulated batch processing time.")] = 2.0,
+    k: Annotated[int, typer.Option(help="Passages retrieved for the answer.")] = 5,
+) -> None:
+    """Run the whole chain offline against the local emulator and answer a sample question."""
+    console = Console()
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    home = home.resolve()
+    started = time.monotonic()
+
+    from harvest_defs.emulator import EmulatorConfig, EmulatorServer
+
+    with EmulatorServer(EmulatorConfig(batch_processing_seconds=batch_seconds)) as emulator:
+        _point_at_emulator(emulator.anthropic_base_url, emulator.voyage_base_url, home)
+        console.print(f"[bold green]emulator[/] on {emulator.url} · HARVEST_HOME={home}")
+        answer = _run_chain(console, question, k)
+        stats = emulator.stats()
+
+    _print_answer(console, answer)
+    sent = {key: value for key, value in stats.items() if value}
+    console.print(f"[dim]emulator stats: {json.dumps(sent, sort_keys=True)}[/]")
+    console.print(f"[bold]done[/] in {time.monotonic() - started:.1f} s")
+
+
+def _run_chain(console: Console, question: str | None, k: int) -> Any:
+    import dagster as dg
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from harvest_defs.defs.build import build_defs
+    from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+
+    defs = build_defs(sensor_interval=1)
+    store = defs.resources["store"]
+    partitions = defs.resolve_assets_def("documents").partitions_def
+    assert partitions is not None
+    keys = list(partitions.get_partition_keys())
+    instance = dg.DagsterInstance.ephemeral()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        submit = progress.add_task("submit Message Batches", total=len(keys))
+        for key in keys:
+            materialize_selection(defs, instance, ["documents", "claude_summary_batches"], key)
+            progress.advance(submit)
+
+        collect = progress.add_task("sensor: wait for batches, collect + embed", total=len(keys))
+        cursor: str | None = None
+        done: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(done) < len(keys) and time.monotonic() < deadline:
+            tick = tick_sensor(defs, instance, "claude_batch_sensor", cursor)
+            cursor = tick.cursor
+            for result in run_requests(defs, instance, tick.run_requests):
+                done.add(result.dagster_run.tags.get("dagster/partition", ""))
+                progress.update(collect, completed=len(done))
+            if not tick.run_requests and not _claude_in_flight(store):
+                # Nothing submitted (everything cached) or collected already: make sure every
+                # partition is loaded and embedded anyway.
+                for key in sorted(set(keys) - done):
+                    materialize_selection(defs, instance, ["claude_summaries", "summary_embeddings"], key)
+                    done.add(key)
+                progress.update(collect, completed=len(done))
+            elif len(done) < len(keys):
+                time.sleep(0.5)
+
+        index = progress.add_task("sensor: build the RAG index", total=1)
+        tick = tick_sensor(defs, instance, "rag_index_sensor", None)
+        if tick.run_requests:
+            run_requests(defs, instance, tick.run_requests)
+        else:
+            materialize_selection(defs, instance, ["rag_index"])
+        progress.advance(index)
+
+    from harvest_defs.defs.corpus import default_corpus_dir
+    from harvest_defs.rag.answer import answer
+
+    text = question or _first_sample_question(default_corpus_dir())
+    console.print(Panel(text, title="question"))
+    return answer(text, k=k, rag_path=store.rag_path)
+
+
+def _claude_in_flight(store: Any) -> bool:
+    from harvest_defs.harvest.ledger import BatchLedger
+
+    ledger = BatchLedger(store.ledger_path)
+    return bool(ledger.in_flight("claude", None) or ledger.ended_uncollected("claude", None))
+
+
+def _print_answer(console: Console, result: Any) -> None:
+    console.print(Panel(str(getattr(result, "text", result)), title="answer", border_style="green"))
+    sources = getattr(result, "sources", None) or []
+    if sources:
+        table = Table("document", "score", "text", title="sources")
+        for source in sources:
+            table.add_row(
+                str(getattr(source, "document_id", "")),
+                f"{float(getattr(source, 'score', 0.0)):.3f}",
+                str(getattr(source, "text", ""))[:100],
+            )
+        console.print(table)

@@ -1,0 +1,63 @@
+"""Fixtures for the Dagster layer: a small three-collection corpus and a fresh HARVEST_HOME per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from harvest_defs.defs.build import build_defs
+
+COLLECTIONS = {
+    "alpha": {
+        "ducks.md": "# Ducks\n\nDucks are waterfowl that paddle on ponds. They eat pondweed and insects.\n",
+        "geese.txt": "Geese migrate in V formations every autumn. They honk loudly over the marsh.\n",
+    },
+    "beta": {
+        "rust.md": "# Rust\n\nRust is a systems language with a borrow checker. It prevents data races.\n",
+        "python.md": "# Python\n\nPython is a dynamic language loved for notebooks and data pipelines.\n",
+    },
+    "gamma": {
+        "tea.md": "# Tea\n\nGreen tea is steamed to stop oxidation. Black tea is fully oxidized.\n",
+        "coffee.md": "# Coffee\n\nEspresso forces hot water through finely ground coffee at high pressure.\n",
+    },
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "dagster_dev: starts a real `dagster dev` (webserver + daemon); runs in CI (~60 s)"
+    )
+
+
+def write_corpus(root: Path, collections: dict[str, dict[str, str]] = COLLECTIONS) -> Path:
+    for collection, files in collections.items():
+        for name, text in files.items():
+            path = root / collection / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def harvest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "harvest_home"
+    monkeypatch.setenv("HARVEST_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def chain_defs(corpus: Path, harvest_home: Path, api_env: object) -> dg.Definitions:
+    """The code location over the test corpus, pointed at the emulator through the environment."""
+    return build_defs(corpus, sensor_interval=1)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
