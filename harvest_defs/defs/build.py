@@ -58,4 +58,8 @@ def build_defs(
         sensors=build_sensors(sensor_interval or sensor_interval_seconds()),
         schedules=[build_new_documents_schedule(partitions)],
         resources=bound,
+        # One process per run: each step subprocess of the multiprocess executor re-imports the code
+        # location (~4 s here), while our steps mostly wait on APIs or on the single DuckDB writer slot.
+        # The in-process executor honours the harvest_duckdb pool all the same.
+        executor=dg.in_process_executor,
     )

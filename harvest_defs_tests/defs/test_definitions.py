@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_asset_chain_partitions_and_pools(corpus: Path) -> None:
     defs = build_defs(corpus)
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN)
-    for parent, child in zip(CHAIN, CHAIN[1:], strict=False):
+    for parent, child in itertools.pairwise(CHAIN):
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys
     for key in CHAIN[:-1]:
         partitions = graph.get(dg.AssetKey(key)).partitions_def
@@ -55,7 +56,8 @@ def test_loading_the_code_location_imports_no_sdk(tmp_path: Path) -> None:
         "import sys\n"
         "from harvest_defs.definitions import defs\n"
         "defs.get_repository_def()\n"
-        "print(sorted(m for m in ('anthropic', 'voyageai', 'openai', 'duckdb', 'pyarrow') if m in sys.modules))\n"
+        "heavy = ('anthropic', 'voyageai', 'openai', 'duckdb', 'pyarrow')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
