@@ -1,6 +1,8 @@
 """Reading the corpus folder: collections (= partitions), documents and cheap change fingerprints.
 
 A corpus is a folder of ``.md`` / ``.txt`` files and ``.jsonl`` files (one ``{"id", "text", ...}`` per line).
+A document's id is its file stem (or the JSONL ``id``): it becomes the Claude ``custom_id`` and the Voyage
+``embedding_id``, so ids must be unique across the corpus.
 Each immediate subfolder is a *collection*; files directly in the root belong to the collection ``root``.
 Collections are the partitions of the asset chain, so a backfill over a range of collections means
 "harvest these parts of the corpus", and a new collection is a new partition.
@@ -102,8 +104,19 @@ def read_collection(corpus_dir: Path, collection: str) -> list[dict[str, Any]]:
                     rows.append(_row(collection, raw_id, f"{path.name}:{line_no}", text, record.get("title")))
         else:
             text = path.read_text(encoding="utf-8")
-            rows.append(_row(collection, relative, path.relative_to(corpus_dir).as_posix(), text, None))
+            rows.append(_row(collection, path.stem, path.relative_to(corpus_dir).as_posix(), text, None))
+    _disambiguate(rows)
     return [row for row in rows if row["text"].strip()]
+
+
+def _disambiguate(rows: list[dict[str, Any]]) -> None:
+    """Same stem twice in a collection (``a/x.md``, ``b/x.md``): fall back to the path for those ids."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["document_id"]] = counts.get(row["document_id"], 0) + 1
+    for row in rows:
+        if counts[row["document_id"]] > 1:
+            row["document_id"] = document_id(row["source_path"].rsplit(".", 1)[0])
 
 
 def _row(collection: str, raw_id: str, source: str, text: str, title: Any) -> dict[str, Any]:

@@ -29,8 +29,9 @@ def last_fingerprint(instance: dg.DagsterInstance, collection: str) -> str | Non
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    value = records[0].asset_materialization.metadata.get("corpus_fingerprint")
-    return None if value is None else str(value.value)
+    value = records[0].asset_materialization.metadata.get("corpus_fingerprints")
+    recorded = value.value if value is not None else None
+    return str(recorded.get(collection)) if isinstance(recorded, dict) and collection in recorded else None
 
 
 def build_new_documents_schedule(partitions_def: dg.StaticPartitionsDefinition) -> dg.ScheduleDefinition:

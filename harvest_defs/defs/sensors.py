@@ -43,7 +43,7 @@ def _batch_run_requests(
     for batch in ledger.in_flight(provider, None):
         progress = poll(batch.batch_id)
         context.log.info(
-            f"{provider} batch {batch.batch_id} [{batch.partition_key}]: {progress.status} "
+            f"{provider} batch {batch.batch_id} [{batch.partition_key}]: {progress.processing_status} "
             f"{json.dumps(progress.request_counts, sort_keys=True)}"
         )
     for batch in ledger.ended_uncollected(provider, None):

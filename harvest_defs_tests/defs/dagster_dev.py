@@ -66,7 +66,9 @@ class DagsterDev:
         self.log_path = log_path
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+        response = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
         response.raise_for_status()
         body = response.json()
         if body.get("errors"):
@@ -117,12 +119,14 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, time
         except (httpx.HTTPError, KeyError, TypeError, ValueError):
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"dagster dev not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}")
+    raise TimeoutError(
+        f"dagster dev not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}"
+    )
 
 
 @contextmanager
 def dagster_dev(workdir: Path, env: Mapping[str, str], *, timeout: float = 60) -> Iterator[DagsterDev]:
-    """Start ``dagster dev -w workspace.yaml`` (the project's) with a temp DAGSTER_HOME holding our dagster.yaml."""
+    """Start ``dagster dev -w workspace.yaml`` with a temp DAGSTER_HOME holding the project's dagster.yaml."""
     dagster_home = workdir / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -131,8 +135,18 @@ def dagster_dev(workdir: Path, env: Mapping[str, str], *, timeout: float = 60) -
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(dagster_home), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(PROJECT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
             cwd=workdir,
             env=full_env,
             stdout=log,

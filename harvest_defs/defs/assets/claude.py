@@ -44,6 +44,7 @@ def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         name=SUBMIT_KEY.path[-1],
         deps=[DOCUMENTS_KEY],
         partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="harvest",
         kinds={"anthropic"},
         description="Submits a Message Batch per partition (only uncached requests) and returns at once.",
@@ -51,32 +52,48 @@ def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
     def claude_summary_batches(
         context: dg.AssetExecutionContext, store: HarvestStoreResource, anthropic: AnthropicResource
     ) -> dg.MaterializeResult:
+        """One batch (or more, past the API limits) per partition, so each partition is collected alone.
+
+        A backfill over a range is a single run (single-run policy): submitting only waits for the create
+        calls, and the ledger records each batch under its partition for the sensor.
+        """
         started = time.monotonic()
-        documents = read_snapshot(store, context.partition_key)
         harvester = anthropic.harvester(store)
-        report = harvester.submit(
-            build_prompts(documents),
-            model=anthropic.model,
-            max_tokens=anthropic.max_tokens,
-            system_prompt=anthropic.system_prompt,
-            temperature=anthropic.temperature,
-            partition_key=context.partition_key,
-        )
-        batch_ids = list(report.batch_ids)
-        context.log.info(
-            f"partition {context.partition_key!r}: {report.sent} requests sent in "
-            f"{len(batch_ids)} batch(es), "
-            f"{report.cached} cached, {report.invalid} invalid"
-        )
+        totals = {"sent": 0, "cached": 0, "resumed": 0, "invalid": 0}
+        est_usd = 0.0
+        batches: dict[str, list[str]] = {}
+        for partition in context.partition_keys:
+            report = harvester.submit(
+                build_prompts(read_snapshot(store, partition)),
+                model=anthropic.model,
+                max_tokens=anthropic.max_tokens,
+                system_prompt=anthropic.system_prompt,
+                temperature=anthropic.temperature,
+                partition_key=partition,
+            )
+            batches[partition] = list(report.batch_ids)
+            invalid = report.invalid if isinstance(report.invalid, int) else len(report.invalid)
+            totals["sent"] += report.requests_sent
+            totals["cached"] += report.requests_cached
+            totals["resumed"] += report.requests_resumed
+            totals["invalid"] += invalid
+            est_usd += float(report.estimated_cost_usd or 0.0)
+            context.log.info(
+                f"partition {partition!r}: {report.requests_sent} requests sent in "
+                f"{len(report.batch_ids)} batch(es), {report.requests_cached} cached, "
+                f"{report.requests_resumed} resumed, {invalid} invalid"
+            )
+        batch_ids = [b for ids in batches.values() for b in ids]
         return dg.MaterializeResult(
             metadata=as_metadata(
                 {
                     "batch_ids": dg.MetadataValue.json(batch_ids),
-                    "requests_sent": report.sent,
-                    "requests_cached": report.cached,
-                    "requests_invalid": report.invalid,
-                    "est_input_tokens": getattr(report, "estimated_input_tokens", None),
-                    "est_usd": usd(getattr(report, "estimated_usd", 0.0)),
+                    "batches_per_partition": dg.MetadataValue.json(batches),
+                    "requests_sent": totals["sent"],
+                    "requests_cached": totals["cached"],
+                    "requests_resumed": totals["resumed"],
+                    "requests_invalid": totals["invalid"],
+                    "est_usd": usd(est_usd),
                     "model": anthropic.model,
                     "duration_s": round(time.monotonic() - started, 3),
                 }
@@ -132,7 +149,7 @@ def ended_batches(harvester: Any, partition_key: str, log: Any) -> list[str]:
     ended: list[str] = []
     for batch in harvester.ledger.in_flight(CLAUDE_PROVIDER, partition_key):
         progress = harvester.poll(batch.batch_id)
-        log.info(f"batch {batch.batch_id}: {progress.status} {progress.request_counts}")
+        log.info(f"batch {batch.batch_id}: {progress.processing_status} {progress.request_counts}")
     for batch in harvester.ledger.ended_uncollected(CLAUDE_PROVIDER, partition_key):
         ended.append(batch.batch_id)
     return ended

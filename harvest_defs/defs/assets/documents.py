@@ -50,29 +50,36 @@ def build_documents_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
     @dg.asset(
         name="documents",
         partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="harvest",
         kinds={"parquet"},
         description="Corpus documents of one collection (.md/.txt/.jsonl), snapshotted to Parquet.",
     )
     def documents(context: dg.AssetExecutionContext, store: HarvestStoreResource) -> dg.MaterializeResult:
-        collection = context.partition_key
+        """A backfill over a range of collections is one run (single-run policy): it only reads files."""
         corpus = store.corpus_path
-        rows = read_collection(corpus, collection)
-        path = snapshot_path(store, collection)
-        write_snapshot(path, rows)
-        version = hashlib.sha256("".join(sorted(r["text_hash"] for r in rows)).encode()).hexdigest()[:16]
-        context.log.info(f"{len(rows)} documents in collection {collection!r}")
+        counts: dict[str, int] = {}
+        fingerprints: dict[str, str] = {}
+        hashes: list[str] = []
+        previews: list[str] = []
+        for collection in context.partition_keys:
+            rows = read_collection(corpus, collection)
+            write_snapshot(snapshot_path(store, collection), rows)
+            counts[collection] = len(rows)
+            fingerprints[collection] = collection_fingerprint(corpus, collection)
+            hashes.extend(r["text_hash"] for r in rows)
+            previews.extend(f"- `{r['document_id']}` {r['title']}" for r in rows[:10])
+            context.log.info(f"{len(rows)} documents in collection {collection!r}")
+        version = hashlib.sha256("".join(sorted(hashes)).encode()).hexdigest()[:16]
         return dg.MaterializeResult(
-            data_version=dg.DataVersion(version),
+            data_version=dg.DataVersion(version) if len(counts) == 1 else None,
             metadata=as_metadata(
                 {
-                    "dagster/row_count": len(rows),
-                    "total_chars": sum(len(r["text"]) for r in rows),
-                    "corpus_fingerprint": collection_fingerprint(corpus, collection),
-                    "snapshot": dg.MetadataValue.path(str(path)),
-                    "preview": dg.MetadataValue.md(
-                        "\n".join(f"- `{r['document_id']}` {r['title']}" for r in rows[:10]) or "(empty)"
-                    ),
+                    "dagster/row_count": sum(counts.values()),
+                    "documents_per_collection": dg.MetadataValue.json(counts),
+                    "corpus_fingerprints": dg.MetadataValue.json(fingerprints),
+                    "snapshots": dg.MetadataValue.path(str(store.documents_dir)),
+                    "preview": dg.MetadataValue.md("\n".join(previews[:20]) or "(empty)"),
                 }
             ),
         )
