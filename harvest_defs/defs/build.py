@@ -20,7 +20,7 @@ from harvest_defs.defs.assets.voyage import build_embeddings_assets
 from harvest_defs.defs.checks import ALL_CHECKS
 from harvest_defs.defs.corpus import default_corpus_dir
 from harvest_defs.defs.partitions import collection_partitions
-from harvest_defs.defs.resources import default_resources
+from harvest_defs.defs.resources import HarvestStoreResource, default_resources
 from harvest_defs.defs.schedules import build_new_documents_schedule
 from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
 
@@ -44,7 +44,7 @@ def build_defs(
     partitions = collection_partitions(corpus)
     pipelines_dir = _definition_pipelines_dir()
     bound = default_resources()
-    bound["store"] = bound["store"].model_copy(update={"corpus_dir": str(corpus)})
+    bound["store"] = HarvestStoreResource(corpus_dir=str(corpus))
     bound.update(resources or {})
     return dg.Definitions(
         assets=[

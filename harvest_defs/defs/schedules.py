@@ -54,6 +54,7 @@ def build_new_documents_schedule(partitions_def: dg.StaticPartitionsDefinition) 
                 dg.RunRequest(
                     run_key=f"{collection}-{fingerprint}",
                     partition_key=collection,
+                    asset_selection=[DOCUMENTS_KEY, SUBMIT_KEY],
                     tags={"harvest/corpus_fingerprint": fingerprint},
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -59,5 +60,9 @@ def chain_defs(corpus: Path, harvest_home: Path, api_env: object) -> dg.Definiti
 
 
 @pytest.fixture
-def instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.ephemeral()
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent (SQLite) instance in tmp_path: schedules need one, and runs/events survive a tick."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(tempdir=str(home)) as temp:
+        yield temp
