@@ -11,6 +11,10 @@ from harvest_defs.emulator import EmulatorServer
 from harvest_defs_tests.conftest import TEST_ANTHROPIC_KEY, TEST_VOYAGE_KEY
 from harvest_defs_tests.defs.dagster_dev import dagster_dev
 
+# The chain needs the harvesters and the RAG index (landing in parallel); until then these tests skip.
+for _module in ("harvest_defs.harvest.claude", "harvest_defs.harvest.voyage", "harvest_defs.rag.index"):
+    pytest.importorskip(_module, reason=f"{_module} has not landed yet")
+
 CHAIN = ["documents", "claude_summary_batches", "claude_summaries", "summary_embeddings", "rag_index"]
 
 
@@ -36,8 +40,10 @@ def test_dagster_dev_sensor_drives_the_chain(tmp_path: Path, corpus: Path, emula
             assert not failed, f"runs failed: {failed}\n{dev.log_tail()}"
             time.sleep(1.0)
         else:
-            pytest.fail(f"not every asset materialized: {[(k, dev.materialized_partitions(k)) for k in CHAIN]}"
-                        f"\n{dev.log_tail()}")
+            pytest.fail(
+                f"not every asset materialized: {[(k, dev.materialized_partitions(k)) for k in CHAIN]}"
+                f"\n{dev.log_tail()}"
+            )
         for key in CHAIN[:-1]:
             assert dev.materialized_partitions(key) == ["alpha"], key
         assert dev.materialized_partitions("rag_index") == [None]
