@@ -82,7 +82,7 @@ def _run_chain(console: Console, question: str | None, k: int) -> Any:
     from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
 
     defs = build_defs(sensor_interval=1)
-    store = defs.resources["store"]
+    store = (defs.resources or {})["store"]
     partitions = defs.resolve_assets_def("documents").partitions_def
     assert partitions is not None
     keys = list(partitions.get_partition_keys())

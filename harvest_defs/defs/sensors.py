@@ -16,6 +16,7 @@ import dagster as dg
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY, VOYAGE_PROVIDER
+from harvest_defs.defs.batches import has_open_batches, poll_ended_batches
 from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
 
 MAX_CURSOR_IDS = 5000
@@ -40,13 +41,7 @@ def _batch_run_requests(
     """Poll every in-flight batch (logging progress), then one RunRequest per newly ended batch."""
     requested = _load_cursor(context.cursor)
     seen = set(requested)
-    for batch in ledger.in_flight(provider, None):
-        progress = poll(batch.batch_id)
-        context.log.info(
-            f"{provider} batch {batch.batch_id} [{batch.partition_key}]: {progress.processing_status} "
-            f"{json.dumps(progress.request_counts, sort_keys=True)}"
-        )
-    for batch in ledger.ended_uncollected(provider, None):
+    for batch in poll_ended_batches(ledger, provider, poll, context.log.info):
         if batch.batch_id in seen:
             continue
         context.log.info(f"{provider} batch {batch.batch_id} ended: requesting collection")
@@ -75,9 +70,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         from harvest_defs.harvest.ledger import BatchLedger
 
         ledger = BatchLedger(store.ledger_path)
-        if not ledger.in_flight(CLAUDE_PROVIDER, None) and not ledger.ended_uncollected(
-            CLAUDE_PROVIDER, None
-        ):
+        if not has_open_batches(ledger, CLAUDE_PROVIDER):
             return  # nothing to poll: no SDK import, no HTTP
         harvester = anthropic.harvester(store)
         yield from _batch_run_requests(
@@ -97,9 +90,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         from harvest_defs.harvest.ledger import BatchLedger
 
         ledger = BatchLedger(store.ledger_path)
-        if not ledger.in_flight(VOYAGE_PROVIDER, None) and not ledger.ended_uncollected(
-            VOYAGE_PROVIDER, None
-        ):
+        if not has_open_batches(ledger, VOYAGE_PROVIDER):
             return
         from harvest_defs.defs.voyage_batches import voyage_poller
 

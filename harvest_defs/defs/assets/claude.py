@@ -14,6 +14,7 @@ import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
+from harvest_defs.defs.batches import poll_ended_batches
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
@@ -144,17 +145,6 @@ def claude_collect_source(harvester: Any = None, batch_ids: Sequence[str] = (), 
     return claude_messages
 
 
-def ended_batches(harvester: Any, partition_key: str, log: Any) -> list[str]:
-    """Batch ids of this partition that have ended and are not collected yet (polling in-flight ones)."""
-    ended: list[str] = []
-    for batch in harvester.ledger.in_flight(CLAUDE_PROVIDER, partition_key):
-        progress = harvester.poll(batch.batch_id)
-        log.info(f"batch {batch.batch_id}: {progress.processing_status} {progress.request_counts}")
-    for batch in harvester.ledger.ended_uncollected(CLAUDE_PROVIDER, partition_key):
-        ended.append(batch.batch_id)
-    return ended
-
-
 def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir: str) -> dg.AssetsDefinition:
     @dlt_assets(
         dlt_source=claude_collect_source(),
@@ -176,7 +166,10 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
         harvester = anthropic.harvester(store)
-        batch_ids = ended_batches(harvester, context.partition_key, context.log)
+        ended = poll_ended_batches(
+            harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log.info, context.partition_key
+        )
+        batch_ids = [batch.batch_id for batch in ended]
         tally = _Tally()
         source = claude_collect_source(harvester=harvester, batch_ids=batch_ids, tally=tally)
         results = run_dlt_locked(context, dlt, store, source, runtime_pipeline(CLAUDE_PIPELINE, store))
