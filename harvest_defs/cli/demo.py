@@ -35,6 +35,23 @@ def _first_sample_question(corpus: Path) -> str:
     return DEFAULT_QUESTION
 
 
+REQUIRED_MODULES = (
+    "harvest_defs.harvest.ledger",
+    "harvest_defs.harvest.claude",
+    "harvest_defs.harvest.voyage",
+    "harvest_defs.harvest.pipeline",
+    "harvest_defs.rag.index",
+    "harvest_defs.rag.answer",
+)
+
+
+def _missing_parts() -> list[str]:
+    """Modules the chain needs that this checkout lacks: a clear message instead of a traceback mid-run."""
+    from importlib.util import find_spec
+
+    return [name for name in REQUIRED_MODULES if find_spec(name) is None]
+
+
 def _point_at_emulator(anthropic_url: str, voyage_url: str, home: Path) -> None:
     """Only this process's environment: the user's shell and real keys are never touched."""
     os.environ.update(DEMO_KEYS)
@@ -55,6 +72,12 @@ def demo(
 ) -> None:
     """Run the whole chain offline against the local emulator and answer a sample question."""
     console = Console()
+    missing = _missing_parts()
+    if missing:
+        console.print(
+            f"[bold red]harvest demo needs parts that are not installed yet:[/] {', '.join(missing)}"
+        )
+        raise typer.Exit(code=2)
     if fresh and home.exists():
         shutil.rmtree(home)
     home = home.resolve()
