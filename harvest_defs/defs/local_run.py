@@ -53,9 +53,8 @@ def tick_sensor(
 ) -> SensorTick:
     """Evaluate one sensor tick like the daemon does (same resources, same cursor semantics)."""
     sensor = defs.resolve_sensor_def(name)
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=dict(defs.resources or {}), definitions=defs
-    )
+    resources = {k: v for k, v in (defs.resources or {}).items() if k in sensor.required_resource_keys}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
     data = sensor.evaluate_tick(context)
     return SensorTick(
         run_requests=list(data.run_requests or []),
