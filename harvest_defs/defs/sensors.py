@@ -15,9 +15,10 @@ import dagster as dg
 
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
-from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY, VOYAGE_PROVIDER
+from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
 from harvest_defs.defs.batches import has_open_batches, poll_ended_batches
 from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
+from harvest_defs.defs.voyage_batches import VOYAGE_PROVIDER, voyage_poller
 
 MAX_CURSOR_IDS = 5000
 
@@ -92,8 +93,6 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         ledger = BatchLedger(store.ledger_path)
         if not has_open_batches(ledger, VOYAGE_PROVIDER):
             return
-        from harvest_defs.defs.voyage_batches import voyage_poller
-
         yield from _batch_run_requests(
             context, VOYAGE_PROVIDER, voyage_poller(voyage, store), ledger, [EMBEDDINGS_KEY]
         )

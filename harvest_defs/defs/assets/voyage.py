@@ -23,11 +23,11 @@ from harvest_defs.defs.dlt_support import (
 )
 from harvest_defs.defs.metadata import as_metadata
 from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, VoyageResource
+from harvest_defs.defs.voyage_batches import BatchStep, batch_mode_tables, mark_collected
 from harvest_defs.defs.warehouse import CLAUDE_TABLE, query_rows
 
 EMBEDDINGS_KEY = dg.AssetKey("summary_embeddings")
 VOYAGE_PIPELINE = "harvest_voyage"
-VOYAGE_PROVIDER = "voyage"
 
 
 @dlt.source(name="voyage")
@@ -108,10 +108,20 @@ def build_embeddings_assets(
         mode = "batch" if len(texts) >= voyage.batch_threshold else "realtime"
         context.log.info(f"{len(texts)} summaries to embed with {voyage.model} ({mode} API)")
         tally = _EmbeddingTally()
-        resource = embeddings_resource(texts, voyage, store, mode, context.partition_key).add_map(tally)
+        step = BatchStep()
+        if mode == "batch":
+            resource = batch_resource(texts, voyage, store, context.partition_key, context.log.info, step)
+        else:
+            resource = embeddings_resource(texts, voyage)
         results = run_dlt_locked(
-            context, dlt, store, voyage_embed_source(resource), runtime_pipeline(VOYAGE_PIPELINE, store)
+            context,
+            dlt,
+            store,
+            voyage_embed_source(resource.add_map(tally)),
+            runtime_pipeline(VOYAGE_PIPELINE, store),
         )
+        if step.collected:  # only after the load succeeded: a failed load collects them again
+            mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         extra = as_metadata(
@@ -122,6 +132,8 @@ def build_embeddings_assets(
                 "total_tokens": tally.tokens,
                 "dimensions": dg.MetadataValue.json(sorted(tally.dimensions)),
                 "api_mode": mode,
+                "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
+                "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
                 "model": voyage.model,
                 "est_usd": estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch"),
                 "duration_s": round(time.monotonic() - started, 3),
@@ -133,20 +145,32 @@ def build_embeddings_assets(
     return summary_embeddings
 
 
-def embeddings_resource(
-    texts: Sequence[dict[str, Any]],
-    voyage: VoyageResource,
-    store: HarvestStoreResource,
-    mode: str,
-    partition: str,
-) -> Any:
-    """The library's ``voyage_embeddings_batch`` resource, configured from the Dagster resource."""
+def embeddings_resource(texts: Sequence[dict[str, Any]], voyage: VoyageResource) -> Any:
+    """The library's real-time ``voyage_embeddings_batch`` resource, configured from the Dagster resource."""
     from harvest_defs.harvest.voyage import voyage_embeddings_batch
 
     return voyage_embeddings_batch(
         texts=list(texts),
-        model=voyage.model,
         input_type="document",
         output_dimension=voyage.dims,
-        **{k: v for k, v in voyage.client_kwargs().items() if k != "model"},
+        mode="realtime",
+        **voyage.client_kwargs(),
+    )
+
+
+def batch_resource(
+    texts: Sequence[dict[str, Any]],
+    voyage: VoyageResource,
+    store: HarvestStoreResource,
+    partition_key: str,
+    log: Any,
+    step: BatchStep,
+) -> Any:
+    """A ``voyage_embeddings`` resource over the partition's ended Voyage batches (see voyage_batches)."""
+    from harvest_defs.harvest.voyage import embedding_column_hints
+
+    return dlt.resource(
+        batch_mode_tables(texts, voyage, store, partition_key, log, step),
+        name="voyage_embeddings",
+        columns=embedding_column_hints(voyage.dims),
     )
