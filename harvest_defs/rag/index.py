@@ -1,0 +1,303 @@
+"""Build the RAG index file incrementally and swap it in atomically.
+
+Input: rows of ``(chunk_id, document_id, text, model, text_hash, embedding FixedSizeList<float32>[dim])`` as
+an Arrow table or a DuckDB relation, so the Dagster ``rag_index`` asset can feed it straight from the
+warehouse. Only new or changed rows (by chunk_id + text_hash + model + document_id) are written; a re-run
+with the same rows touches nothing.
+
+Why build into a copy and ``os.replace`` it: readers (``harvest ask`` / ``search``) open the index
+read-only, and DuckDB refuses a read-only open while another process holds the file for writing. Writing a
+sibling file and renaming it over the old one means a reader always opens a complete index, old or new,
+and never waits for or fails on a rebuild. It also makes ``hnsw_enable_experimental_persistence`` safe to
+use: its known weakness is no WAL recovery on a crash mid-write, but a crash here only loses the temporary
+copy. Persisting the HNSW index (rather than rebuilding it on open) is what lets a reader answer in
+milliseconds; rebuilding 100k vectors on open would take ~3 minutes.
+
+Per the measured pitfalls: the HNSW index is dropped before the bulk insert and recreated after (inserts
+into an indexed table are ~100x slower), the BM25 index is rebuilt after every load (fts never updates
+itself), and ALPRD compression is disabled (it grows float arrays 1.6x and slows scans).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harvest_defs.rag.extensions import connect
+from harvest_defs.rag.schema import (
+    CHUNKS_TABLE,
+    HNSW_INDEX,
+    create_search_indexes,
+    create_tables,
+    read_meta,
+    write_meta,
+)
+
+REQUIRED_COLUMNS = ("chunk_id", "document_id", "text", "embedding")
+OPTIONAL_COLUMNS = ("model", "text_hash")
+INDEX_FILENAME = "rag.duckdb"
+
+
+class DimensionMismatchError(ValueError):
+    """Rows carry embeddings of another dimension than the index (or than each other)."""
+
+
+class IndexNotFoundError(FileNotFoundError):
+    """No index file at the given path: build it first (``rag_index`` asset)."""
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What one ``build_index`` call did."""
+
+    path: str
+    dim: int
+    total_rows: int
+    rows_added: int
+    rows_replaced: int
+    rows_removed: int
+    rebuilt: bool
+    duration_s: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def default_index_path() -> Path:
+    """``$HARVEST_HOME/rag.duckdb`` (``./.harvest`` when HARVEST_HOME is unset)."""
+    return Path(os.environ.get("HARVEST_HOME", ".harvest")) / INDEX_FILENAME
+
+
+def _to_arrow(rows: pa.Table | duckdb.DuckDBPyRelation) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows
+    to_table = getattr(rows, "to_arrow_table", None) or rows.fetch_arrow_table
+    return to_table()
+
+
+def normalize_rows(rows: pa.Table | duckdb.DuckDBPyRelation) -> tuple[pa.Table, int | None]:
+    """Check the columns and coerce ``embedding`` to ``FixedSizeList<float32>[dim]``; returns (table, dim).
+
+    Variable-length lists (e.g. from JSON or a plain Python list) are accepted when every row has the same
+    length; anything ragged raises DimensionMismatchError. ``dim`` is None only for an empty variable list.
+    """
+    table = _to_arrow(rows)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"rows lack column(s) {missing}; need {REQUIRED_COLUMNS} (+ optional {OPTIONAL_COLUMNS})"
+        )
+    for name in OPTIONAL_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    table = table.select([*REQUIRED_COLUMNS[:3], *OPTIONAL_COLUMNS, "embedding"])
+    embedding = table.column("embedding")
+    kind = embedding.type
+    if pa.types.is_fixed_size_list(kind):
+        dim: int | None = kind.list_size
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        lengths = pc.unique(pc.list_value_length(embedding)).to_pylist()
+        if len(lengths) > 1:
+            raise DimensionMismatchError(f"embeddings have mixed dimensions {sorted(lengths)}")
+        dim = lengths[0] if lengths else None
+    else:
+        raise TypeError(f"embedding must be a list of floats, got {kind}")
+    if dim is not None:
+        target = pa.list_(pa.float32(), dim)
+        if embedding.type != target:
+            embedding = embedding.cast(pa.list_(pa.float32())).cast(target)
+        table = table.set_column(table.column_names.index("embedding"), "embedding", embedding)
+    for name in ("chunk_id", "document_id", "text", "model", "text_hash"):
+        column = table.column(name)
+        if column.type != pa.string():
+            table = table.set_column(table.column_names.index(name), name, column.cast(pa.string()))
+    if table.column("chunk_id").null_count or table.column("document_id").null_count:
+        raise ValueError("chunk_id and document_id must not be null")
+    return table, dim
+
+
+# New or changed rows: no indexed row has the same id with the same text, model and document.
+_CHANGED_SQL = f"""
+SELECT r.* FROM (
+    SELECT chunk_id, document_id, coalesce(text, '') AS text, model,
+           coalesce(text_hash, sha256(coalesce(text, ''))) AS text_hash, embedding
+    FROM incoming
+    QUALIFY row_number() OVER (PARTITION BY chunk_id) = 1
+) AS r
+WHERE NOT EXISTS (
+    SELECT 1 FROM {CHUNKS_TABLE} AS c
+    WHERE c.chunk_id = r.chunk_id AND c.text_hash = r.text_hash
+      AND c.model IS NOT DISTINCT FROM r.model AND c.document_id = r.document_id
+)
+"""
+
+
+def _existing_dim(con: duckdb.DuckDBPyConnection) -> int | None:
+    value = read_meta(con).get("dim")
+    return int(value) if value else None
+
+
+def _check_dim(index_dim: int | None, rows_dim: int | None, path: Path) -> int:
+    if index_dim is not None and rows_dim is not None and index_dim != rows_dim:
+        raise DimensionMismatchError(
+            f"index {path.name} holds {index_dim}-dimensional embeddings, rows have {rows_dim}: "
+            "use the same model/output_dimension, or build a new index file"
+        )
+    dim = index_dim if index_dim is not None else rows_dim
+    if dim is None:
+        raise DimensionMismatchError("cannot infer the embedding dimension from zero rows of a variable list")
+    return dim
+
+
+def _pending_changes(path: Path, incoming: pa.Table, prune: bool) -> int | None:
+    """Rows to add/replace/remove against the current file, or None when there is no usable file."""
+    con = connect(path, read_only=True)
+    try:
+        if _existing_dim(con) is None:
+            return None
+        con.register("incoming", incoming)
+        changed = con.execute(f"SELECT count(*) FROM ({_CHANGED_SQL})").fetchone()
+        removed = 0
+        if prune:
+            row = con.execute(
+                f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
+            ).fetchone()
+            removed = row[0] if row else 0
+        return (changed[0] if changed else 0) + removed
+    finally:
+        con.close()
+
+
+def build_index(
+    rows: pa.Table | duckdb.DuckDBPyRelation,
+    path: Path | str | None = None,
+    *,
+    prune: bool = False,
+) -> IndexStats:
+    """Add new/changed rows to the index at ``path`` (default ``$HARVEST_HOME/rag.duckdb``).
+
+    ``prune=True`` also removes chunks absent from ``rows`` (use when ``rows`` is the full source table).
+    Raises DimensionMismatchError when the rows' dimension differs from the index's.
+    """
+    started = time.monotonic()
+    path = Path(path) if path is not None else default_index_path()
+    incoming, rows_dim = normalize_rows(rows)
+    index_dim: int | None = None
+    if path.exists():
+        con = connect(path, read_only=True)
+        try:
+            index_dim = _existing_dim(con)
+            total_before = (
+                con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone() if index_dim else None
+            )
+        finally:
+            con.close()
+        dim = _check_dim(index_dim, rows_dim, path)
+        pending = _pending_changes(path, incoming, prune) if index_dim else None
+        if pending == 0:
+            total = total_before[0] if total_before else 0
+            return IndexStats(str(path), dim, total, 0, 0, 0, False, round(time.monotonic() - started, 3))
+    else:
+        dim = _check_dim(None, rows_dim, path)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    if index_dim is not None:
+        shutil.copyfile(path, building)
+    try:
+        stats = _write(building, incoming, dim, prune)
+        os.replace(building, path)
+    finally:
+        for leftover in (building, building.with_name(building.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return IndexStats(str(path), dim, *stats, True, round(time.monotonic() - started, 3))
+
+
+def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, int, int, int]:
+    con = connect(file)
+    try:
+        con.execute("SET hnsw_enable_experimental_persistence = true")
+        con.execute("SET disabled_compression_methods = 'alprd'")
+        create_tables(con, dim)
+        con.register("incoming", incoming)
+        con.execute("BEGIN")
+        con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
+        replaced_row = con.execute(
+            f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
+        ).fetchone()
+        replaced = replaced_row[0] if replaced_row else 0
+        con.execute(f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)")
+        removed = 0
+        if prune:
+            gone = con.execute(
+                f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
+            ).fetchone()
+            removed = gone[0] if gone else 0
+        inserted = con.execute(
+            f"INSERT INTO {CHUNKS_TABLE} (chunk_id, document_id, text, model, text_hash, embedding) "
+            "SELECT chunk_id, document_id, text, model, text_hash, embedding FROM changed"
+        ).fetchone()
+        added = (inserted[0] if inserted else 0) - replaced
+        con.execute("COMMIT")
+        create_search_indexes(con)
+        total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
+        total = total_row[0] if total_row else 0
+        models = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT model FROM {CHUNKS_TABLE} WHERE model IS NOT NULL"
+            ).fetchall()
+        ]
+        write_meta(
+            con,
+            {
+                "dim": str(dim),
+                "models": ",".join(sorted(models)),
+                "rows": str(total),
+                "built_at": str(time.time()),
+            },
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return total, added, replaced, removed
+
+
+def open_index(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the index with vss/fts loaded (never blocks on, or breaks, a rebuild)."""
+    path = Path(path) if path is not None else default_index_path()
+    if not path.is_file():
+        raise IndexNotFoundError(f"no RAG index at {path}: materialize rag_index (or call build_index) first")
+    return connect(path, read_only=True)
+
+
+def index_meta(path: Path | str | None = None) -> dict[str, str]:
+    """The index's metadata: ``dim``, ``models`` (comma-separated), ``rows``, ``built_at``."""
+    con = open_index(path)
+    try:
+        return read_meta(con)
+    finally:
+        con.close()
+
+
+def indexed_ids(path: Path | str | None = None) -> list[str]:
+    """Every chunk_id in the index (empty when there is no index yet)."""
+    path = Path(path) if path is not None else default_index_path()
+    if not path.is_file():
+        return []
+    con = open_index(path)
+    try:
+        return [
+            r[0] for r in con.execute(f"SELECT chunk_id FROM {CHUNKS_TABLE} ORDER BY chunk_id").fetchall()
+        ]
+    finally:
+        con.close()

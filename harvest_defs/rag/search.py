@@ -1,0 +1,205 @@
+"""Retrieval over the RAG index: HNSW vectors, BM25 keywords, or both fused with reciprocal rank fusion.
+
+Why each choice (measured in dlt_vectors_measured.md §5):
+- The query vector is passed with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``:
+  binding a Python list as a parameter costs ~75 ms per query at 1024-d, and a scalar subquery drops the
+  HNSW plan; the variable keeps ``HNSW_INDEX_SCAN`` and costs next to nothing.
+- Filtered queries never use HNSW: vss 1.5.5 pushes the LIMIT into the index and filters afterwards, so
+  ``WHERE ... ORDER BY distance LIMIT k`` silently returns too few (even 0) rows. They use the exact scan.
+- The exact scan (``exact=True`` / ``exact_search``) is brute-force ``array_cosine_distance`` over every row:
+  the reference the HNSW results are checked against. ``+ 0.0`` on the distance stops the optimizer from
+  rewriting it into an index scan.
+- Hybrid = RRF over the top ``candidates`` of each list (``sum 1/(60 + rank)``): rank-based, so BM25 scores
+  and cosine similarities need no calibration against each other. It rescues queries whose answer hinges
+  on a rare token (an error code, a name) that a whole-document embedding dilutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from harvest_defs.rag.embedders import QueryEmbedder, index_query_embedder
+from harvest_defs.rag.index import DimensionMismatchError, open_index
+from harvest_defs.rag.schema import CHUNKS_TABLE, FTS_SCHEMA, HNSW_EF_SEARCH, read_meta
+
+Mode = Literal["hybrid", "vector", "keyword"]
+MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
+Filters = dict[str, str | Sequence[str]]
+FILTERABLE_COLUMNS = frozenset({"chunk_id", "document_id", "model"})
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk. ``score`` is higher-is-better: cosine similarity, BM25, or the RRF sum by mode."""
+
+    chunk_id: str
+    document_id: str
+    text: str
+    score: float
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "score": self.score,
+            "vector_rank": self.vector_rank,
+            "keyword_rank": self.keyword_rank,
+            "text": self.text,
+        }
+
+
+def _where(filters: Filters | None) -> tuple[str, list[object]]:
+    if not filters:
+        return "", []
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, value in filters.items():
+        if column not in FILTERABLE_COLUMNS:
+            raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
+        values = [value] if isinstance(value, str) else list(value)
+        clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    return " AND ".join(clauses), params
+
+
+def set_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> int:
+    """Bind ``vector`` to the session variable ``qv`` as ``FLOAT[dim]`` (checked against the index)."""
+    dim_value = read_meta(con).get("dim")
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if dim_value and int(dim_value) != vector.shape[0]:
+        raise DimensionMismatchError(
+            f"query embedding has {vector.shape[0]} dimensions, the index {dim_value}: embed the query with "
+            "the index's model and output_dimension"
+        )
+    dim = vector.shape[0]
+    query_table = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(vector), dim)})
+    con.register("_rag_query_vector", query_table)
+    try:
+        con.execute("SET VARIABLE qv = (SELECT q FROM _rag_query_vector)")
+    finally:
+        con.unregister("_rag_query_vector")
+    return dim
+
+
+def vector_search(
+    con: duckdb.DuckDBPyConnection,
+    vector: np.ndarray,
+    k: int = 5,
+    filters: Filters | None = None,
+    *,
+    exact: bool = False,
+) -> list[Hit]:
+    """Top-k by cosine similarity: HNSW unless ``exact`` or filtered (then a brute-force scan)."""
+    set_query_vector(con, vector)
+    where, params = _where(filters)
+    brute_force = exact or bool(where)
+    distance = "array_cosine_distance(embedding, getvariable('qv'))" + (" + 0.0" if brute_force else "")
+    if not brute_force:
+        con.execute(f"SET hnsw_ef_search = {max(HNSW_EF_SEARCH, k)}")
+    rows = con.execute(
+        f"SELECT chunk_id, document_id, text, {distance} AS distance FROM {CHUNKS_TABLE} "
+        f"{'WHERE ' + where if where else ''} ORDER BY distance, chunk_id LIMIT {int(k)}",
+        params,
+    ).fetchall()
+    return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
+
+
+def exact_search(
+    con: duckdb.DuckDBPyConnection, vector: np.ndarray, k: int = 5, filters: Filters | None = None
+) -> list[Hit]:
+    """Reference top-k: brute-force ``array_cosine_distance`` over every (filtered) row."""
+    return vector_search(con, vector, k, filters, exact=True)
+
+
+def keyword_search(
+    con: duckdb.DuckDBPyConnection, query: str, k: int = 5, filters: Filters | None = None
+) -> list[Hit]:
+    """Top-k by BM25 over the chunk text (porter stemming, English stop words, digits kept)."""
+    where, params = _where(filters)
+    rows = con.execute(
+        f"SELECT chunk_id, document_id, text, score FROM ("
+        f"  SELECT *, {FTS_SCHEMA}.match_bm25(chunk_id, ?) AS score FROM {CHUNKS_TABLE}"
+        f") WHERE score IS NOT NULL {'AND ' + where if where else ''} "
+        f"ORDER BY score DESC, chunk_id LIMIT {int(k)}",
+        [query, *params],
+    ).fetchall()
+    return [Hit(r[0], r[1], r[2], float(r[3]), keyword_rank=i) for i, r in enumerate(rows, 1)]
+
+
+def reciprocal_rank_fusion(
+    vector_hits: list[Hit], keyword_hits: list[Hit], k: int, rrf_k: int = RRF_K
+) -> list[Hit]:
+    """Fuse two ranked lists: score = sum of 1/(rrf_k + rank) over the lists a chunk appears in."""
+    fused: dict[str, Hit] = {}
+    scores: dict[str, float] = {}
+    for hit in vector_hits:
+        fused[hit.chunk_id] = replace(hit, keyword_rank=None)
+        scores[hit.chunk_id] = 1.0 / (rrf_k + (hit.vector_rank or 0))
+    for hit in keyword_hits:
+        base = fused.get(hit.chunk_id, replace(hit, vector_rank=None))
+        fused[hit.chunk_id] = replace(base, keyword_rank=hit.keyword_rank)
+        scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + (hit.keyword_rank or 0))
+    ranked = sorted(fused, key=lambda cid: (-scores[cid], fused[cid].vector_rank or 1 << 30, cid))
+    return [replace(fused[cid], score=scores[cid]) for cid in ranked[:k]]
+
+
+def search_connection(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    embed_query: QueryEmbedder | None,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    filters: Filters | None = None,
+    *,
+    candidates: int = 50,
+    exact: bool = False,
+) -> list[Hit]:
+    """``search`` on an open index connection (lets callers reuse one connection for many queries)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "keyword":
+        return keyword_search(con, query, k, filters)
+    if embed_query is None:
+        embed_query = index_query_embedder(read_meta(con))
+    vector = embed_query(query)
+    if mode == "vector":
+        return vector_search(con, vector, k, filters, exact=exact)
+    pool = max(candidates, k)
+    return reciprocal_rank_fusion(
+        vector_search(con, vector, pool, filters, exact=exact), keyword_search(con, query, pool, filters), k
+    )
+
+
+def search(
+    query: str,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    filters: Filters | None = None,
+    *,
+    rag_path: Path | str | None = None,
+    embed_query: QueryEmbedder | None = None,
+    candidates: int = 50,
+    exact: bool = False,
+) -> list[Hit]:
+    """Top-k chunks for ``query`` from the index at ``rag_path`` (default ``$HARVEST_HOME/rag.duckdb``).
+
+    ``embed_query`` defaults to Voyage (``input_type="query"``) with the index's model and dimension;
+    ``filters`` maps ``document_id`` / ``chunk_id`` / ``model`` to a value or list of values.
+    """
+    con = open_index(rag_path)
+    try:
+        return search_connection(
+            con, query, embed_query, k, mode, filters, candidates=candidates, exact=exact
+        )
+    finally:
+        con.close()
