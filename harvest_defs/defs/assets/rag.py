@@ -40,14 +40,20 @@ def rag_index(
         raise dg.Failure("No embeddings in the warehouse yet: materialize summary_embeddings first.")
     from harvest_defs.rag.index import build_index
 
+    # The index swaps in atomically (readers never wait); the lock only orders two concurrent builds so
+    # neither overwrites the other's additions. ``prune``: rows is the whole embeddings table.
     with store.duckdb_lock(store.rag_path, exclusive=True):
-        stats = build_index(rows, store.rag_path)
-    context.log.info(f"index {store.rag_path.name}: {stats}")
+        stats = build_index(rows, store.rag_path, prune=True)
+    context.log.info(f"index {store.rag_path.name}: {stats.as_dict()}")
     return dg.MaterializeResult(
         metadata=as_metadata(
             {
-                "dagster/row_count": getattr(stats, "total_rows", rows.num_rows),
-                "rows_added": getattr(stats, "rows_added", None),
+                "dagster/row_count": stats.total_rows,
+                "rows_added": stats.rows_added,
+                "rows_replaced": stats.rows_replaced,
+                "rows_removed": stats.rows_removed,
+                "rebuilt": stats.rebuilt,
+                "dimension": stats.dim,
                 "source_rows": rows.num_rows,
                 "index_path": dg.MetadataValue.path(str(store.rag_path)),
                 "built_at_unix": time.time(),
