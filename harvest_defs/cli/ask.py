@@ -1,0 +1,107 @@
+"""``harvest ask`` and ``harvest search``: query the RAG index from the terminal.
+
+Both open the index read-only (a rebuild swaps in a new file, so they never wait on or break one), embed
+the question with Voyage (VOYAGE_API_KEY / VOYAGE_BASE_URL) using the index's model and dimension, and
+``ask`` answers with Claude (ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL). ``--json`` prints machine-readable
+output for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from harvest_defs.cli import app
+
+if TYPE_CHECKING:
+    from harvest_defs.rag.search import Hit
+
+ModeOption = Annotated[str, typer.Option(help="Retrieval: hybrid (vector + BM25, RRF), vector or keyword.")]
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index file (default: $HARVEST_HOME/rag.duckdb).")
+]
+KOption = Annotated[int, typer.Option("--k", min=1, max=100, help="Passages to retrieve.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _check_mode(mode: str) -> str:
+    from harvest_defs.rag.search import MODES
+
+    if mode not in MODES:
+        raise typer.BadParameter(f"choose one of {', '.join(MODES)}", param_hint="--mode")
+    return mode
+
+
+def _hits_table(hits: list[Hit], title: str) -> Table:
+    table = Table("#", "document", "score", "vec", "bm25", "text", title=title)
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(
+            str(rank),
+            hit.document_id,
+            f"{hit.score:.4f}",
+            str(hit.vector_rank or "-"),
+            str(hit.keyword_rank or "-"),
+            " ".join(hit.text.split())[:100],
+        )
+    return table
+
+
+def _fail(console: Console, error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    k: KOption = 5,
+    mode: ModeOption = "hybrid",
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Answer a question from the RAG index with Claude, citing the source documents."""
+    from harvest_defs.rag.answer import answer
+    from harvest_defs.rag.index import IndexNotFoundError
+
+    console = Console()
+    try:
+        result = answer(question, k=k, mode=_check_mode(mode), rag_path=index)  # type: ignore[arg-type]
+    except (IndexNotFoundError, ValueError) as error:
+        _fail(console, error)
+        return
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    cited = ", ".join(result.cited_ids) or "none"
+    console.print(Panel(result.text, title="answer", subtitle=f"cited: {cited}", border_style="green"))
+    console.print(_hits_table(result.sources, "sources"))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: KOption = 5,
+    mode: ModeOption = "hybrid",
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Print the top-k chunks of the RAG index for a query."""
+    from harvest_defs.rag.index import IndexNotFoundError
+    from harvest_defs.rag.search import search as run_search
+
+    console = Console()
+    try:
+        hits = run_search(query, k=k, mode=_check_mode(mode), rag_path=index)  # type: ignore[arg-type]
+    except (IndexNotFoundError, ValueError) as error:
+        _fail(console, error)
+        return
+    if as_json:
+        typer.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False))
+        return
+    console.print(_hits_table(hits, f"{mode} top {k}"))

@@ -1,0 +1,145 @@
+"""Answer questions from the index: retrieve top-k chunks, then ask Claude with them as cited context.
+
+Prompt layout: one instruction line ending in ``:``, a blank line, the sources (best first, each opening
+with ``[source <id>]``), then the question last. A real model reads the sources and cites ``[<id>]``; the
+offline emulator returns the leading sentences after the instruction, i.e. the best source's tag and its
+opening sentences, which is a sensible extractive answer that even "cites" its source. The same prompt
+goes to the Message Batches API for bulk question sets (``answer_batch_prompts``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from harvest_defs.rag.embedders import QueryEmbedder
+from harvest_defs.rag.index import open_index
+from harvest_defs.rag.search import Filters, Hit, Mode, search_connection
+
+DEFAULT_ANSWER_MODEL = "claude-haiku-4-5"
+DEFAULT_MAX_TOKENS = 512
+INSTRUCTION = (
+    "Answer the question at the end using only the sources below. Cite the ids of the sources you use "
+    "in square brackets, like [doc-id]. If the sources do not contain the answer, say so:"
+)
+SYSTEM_PROMPT = "You answer questions about internal documents concisely and always cite source ids."
+MAX_SOURCE_CHARS = 4000
+_HEADING = re.compile(r"^#+\s*", re.MULTILINE)
+_CITATION = re.compile(r"\[(?:source\s+)?([A-Za-z0-9_-]{1,64})\]")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The model's answer, the chunks it was given (``sources``) and the source ids it cited."""
+
+    question: str
+    text: str
+    sources: list[Hit]
+    cited_ids: list[str]
+    model: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "cited_ids": self.cited_ids,
+            "model": self.model,
+            "usage": self.usage,
+            "sources": [hit.as_dict() for hit in self.sources],
+        }
+
+
+def _plain(text: str) -> str:
+    """Drop Markdown heading marks so an extractive answer reads as prose."""
+    return _HEADING.sub("", text).strip()
+
+
+def build_prompt(question: str, hits: Sequence[Hit]) -> str:
+    """The user message: instruction line, blank line, sources best-first, question last."""
+    blocks = [f"[source {hit.document_id}] {_plain(hit.text)[:MAX_SOURCE_CHARS]}" for hit in hits]
+    body = "\n\n".join(blocks) if blocks else "(no sources found)"
+    return f"{INSTRUCTION}\n\n{body}\n\nQuestion: {question.strip()}"
+
+
+def cited_source_ids(answer_text: str, hits: Sequence[Hit]) -> list[str]:
+    """Source ids the answer cites, in order of first mention, restricted to the sources given."""
+    known = {hit.document_id for hit in hits}
+    cited: list[str] = []
+    for match in _CITATION.finditer(answer_text):
+        doc_id = match.group(1)
+        if doc_id in known and doc_id not in cited:
+            cited.append(doc_id)
+    return cited
+
+
+def _ask_claude(prompt: str, model: str, max_tokens: int) -> tuple[str, dict[str, int]]:
+    import anthropic
+
+    client = anthropic.Anthropic(
+        api_key=os.environ.get("ANTHROPIC_API_KEY"),
+        base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        max_retries=4,
+    )
+    message = client.messages.create(
+        model=model,
+        max_tokens=max_tokens,
+        system=SYSTEM_PROMPT,
+        messages=[{"role": "user", "content": prompt}],
+    )
+    text = "".join(getattr(block, "text", "") for block in message.content)
+    usage = {"input_tokens": message.usage.input_tokens, "output_tokens": message.usage.output_tokens}
+    return text, usage
+
+
+def answer(
+    question: str,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    filters: Filters | None = None,
+    *,
+    rag_path: Path | str | None = None,
+    embed_query: QueryEmbedder | None = None,
+    model: str = DEFAULT_ANSWER_MODEL,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> Answer:
+    """Retrieve the top-k chunks and ask Claude (real-time Messages API; ANTHROPIC_* env) to answer."""
+    con = open_index(rag_path)
+    try:
+        hits = search_connection(con, question, embed_query, k, mode, filters)
+    finally:
+        con.close()
+    text, usage = _ask_claude(build_prompt(question, hits), model, max_tokens)
+    return Answer(question, text, hits, cited_source_ids(text, hits), model, usage)
+
+
+def answer_batch_prompts(
+    questions: Iterable[tuple[str, str]],
+    k: int = 5,
+    mode: Mode = "hybrid",
+    *,
+    rag_path: Path | str | None = None,
+    embed_query: QueryEmbedder | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[dict[str, str]]:
+    """Message Batch prompts (``{"custom_id", "text"}``, the harvester's input) for ``(id, question)`` pairs.
+
+    Retrieval happens now, on one read-only connection; the answers come back through the Claude batch
+    harvester (``rag_answers``) at half the price. ``custom_id`` is the question id.
+    """
+    own = con is None
+    connection = open_index(rag_path) if con is None else con
+    try:
+        prompts = []
+        for question_id, question in questions:
+            hits = search_connection(connection, question, embed_query, k, mode)
+            prompts.append({"custom_id": question_id, "text": build_prompt(question, hits)})
+        return prompts
+    finally:
+        if own:
+            connection.close()
