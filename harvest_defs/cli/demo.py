@@ -168,14 +168,10 @@ def _claude_in_flight(store: Any) -> bool:
 
 
 def _print_answer(console: Console, result: Any) -> None:
-    console.print(Panel(str(getattr(result, "text", result)), title="answer", border_style="green"))
-    sources = getattr(result, "sources", None) or []
-    if sources:
-        table = Table("document", "score", "text", title="sources")
-        for source in sources:
-            table.add_row(
-                str(getattr(source, "document_id", "")),
-                f"{float(getattr(source, 'score', 0.0)):.3f}",
-                str(getattr(source, "text", ""))[:100],
-            )
-        console.print(table)
+    """``result`` is ``harvest_defs.rag.answer.Answer``: text, cited ids and the retrieved sources."""
+    cited = ", ".join(result.cited_ids) or "none"
+    console.print(Panel(f"{result.text}\n\n[dim]cited: {cited}[/]", title="answer", border_style="green"))
+    table = Table("document", "score", "text", title="sources")
+    for hit in result.sources:
+        table.add_row(hit.document_id, f"{hit.score:.3f}", hit.text.replace("\n", " ")[:100])
+    console.print(table)
