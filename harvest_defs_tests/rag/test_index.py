@@ -1,0 +1,156 @@
+"""Index build: incremental, dimension-checked, native FLOAT[dim], persisted HNSW + BM25, atomic swap."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from harvest_defs.emulator.content import embed_text
+from harvest_defs.rag.extensions import connect
+from harvest_defs.rag.index import DimensionMismatchError, build_index, index_meta, indexed_ids, open_index
+from harvest_defs.rag.search import search, set_query_vector
+from harvest_defs_tests.rag.conftest import corpus_documents, local_embedder, rows_for
+
+TEXTS = {f"doc-{i}": f"Document {i} covers topic {i % 4} with code ZX-{7000 + i}." for i in range(12)}
+
+
+def test_rerun_adds_nothing_and_changes_replace_only_changed_rows(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    first = build_index(rows_for(TEXTS, dim=64), path)
+    assert (first.rows_added, first.total_rows, first.rebuilt) == (12, 12, True)
+    mtime = path.stat().st_mtime_ns
+
+    again = build_index(rows_for(TEXTS, dim=64), path)
+    assert (again.rows_added, again.rows_replaced, again.total_rows, again.rebuilt) == (0, 0, 12, False)
+    assert path.stat().st_mtime_ns == mtime  # untouched: not even rewritten
+
+    changed = {**TEXTS, "doc-3": "Rewritten text about something else.", "doc-new": "A brand new document."}
+    third = build_index(rows_for(changed, dim=64), path)
+    assert (third.rows_added, third.rows_replaced, third.total_rows) == (1, 1, 13)
+    con = open_index(path)
+    try:
+        row = con.execute("SELECT text FROM chunks WHERE chunk_id = 'doc-3'").fetchone()
+        assert row == ("Rewritten text about something else.",)
+    finally:
+        con.close()
+    assert indexed_ids(path) == sorted(changed)
+
+
+def test_prune_removes_chunks_missing_from_the_source(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    build_index(rows_for(TEXTS, dim=32), path)
+    kept = dict(list(TEXTS.items())[:5])
+    stats = build_index(rows_for(kept, dim=32), path, prune=True)
+    assert (stats.rows_removed, stats.total_rows) == (7, 5)
+    assert indexed_ids(path) == sorted(kept)
+
+
+def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    build_index(rows_for(TEXTS, dim=64), path)
+    with pytest.raises(DimensionMismatchError, match="64-dimensional.*rows have 32"):
+        build_index(rows_for({"x": "other model"}, dim=32), path)
+    assert indexed_ids(path) == sorted(TEXTS)  # the failed load changed nothing
+
+    ragged = pa.table(
+        {
+            "chunk_id": ["a", "b"],
+            "document_id": ["a", "b"],
+            "text": ["a", "b"],
+            "embedding": [[1.0, 0.0], [1.0]],
+        }
+    )
+    with pytest.raises(DimensionMismatchError, match="mixed dimensions"):
+        build_index(ragged, tmp_path / "other.duckdb")
+
+    con = open_index(path)
+    try:
+        with pytest.raises(DimensionMismatchError, match="query embedding has 1024 dimensions, the index 64"):
+            set_query_vector(con, embed_text("query", 1024))
+    finally:
+        con.close()
+
+
+def test_lists_and_relations_are_stored_as_native_float_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    source = duckdb.connect()
+    source.register("src", rows_for(TEXTS, dim=16))
+    # A relation whose embedding is a plain DOUBLE[] list, as a JSON-era warehouse would hold it.
+    relation = source.sql("SELECT chunk_id, document_id, text, embedding::DOUBLE[] AS embedding FROM src")
+    stats = build_index(relation, path)
+    assert (stats.dim, stats.rows_added) == (16, 12)
+    con = open_index(path)
+    try:
+        column_type = con.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = 'chunks' AND column_name = 'embedding'"
+        ).fetchone()
+        assert column_type == ("FLOAT[16]",)
+        assert con.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone() == (False,)
+    finally:
+        con.close()
+    assert index_meta(path)["dim"] == "16"
+
+
+def test_persisted_hnsw_is_used_after_reopening_and_exact_search_bypasses_it(sample_index: Path) -> None:
+    con = open_index(sample_index)
+    try:
+        set_query_vector(con, embed_text("on-call stipend", 1024))
+        plan = "ORDER BY array_cosine_distance(embedding, getvariable('qv')){} LIMIT 5"
+        indexed = con.execute(f"EXPLAIN SELECT chunk_id FROM chunks {plan.format('')}").fetchall()[0][1]
+        exact = con.execute(f"EXPLAIN SELECT chunk_id FROM chunks {plan.format(' + 0.0')}").fetchall()[0][1]
+    finally:
+        con.close()
+    assert "HNSW_INDEX_SCAN" in indexed
+    assert "HNSW_INDEX_SCAN" not in exact
+
+
+def test_a_table_with_hnsw_accepts_inserts_only_with_vss_loaded(sample_index: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(sample_index.read_bytes())
+    with_vss = connect(copy)
+    try:
+        with_vss.execute("INSERT INTO chunks SELECT * REPLACE ('extra' AS chunk_id) FROM chunks LIMIT 1")
+    finally:
+        with_vss.close()
+    plain = duckdb.connect(str(copy), config={"autoload_known_extensions": False})
+    try:
+        with pytest.raises(duckdb.Error, match="(?i)hnsw"):
+            plain.execute("INSERT INTO chunks SELECT * REPLACE ('extra2' AS chunk_id) FROM chunks LIMIT 1")
+    finally:
+        plain.close()
+
+
+def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    documents = corpus_documents()
+    names = list(documents)
+    build_index(rows_for({n: documents[n] for n in names[:10]}), path)
+    errors: list[BaseException] = []
+    results: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                hits = search("on-call acknowledge page", k=3, rag_path=path, embed_query=local_embedder())
+                results.append(len(hits))
+            except BaseException as error:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(error)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for end in (18, 26, len(names)):
+            stats = build_index(rows_for({n: documents[n] for n in names[:end]}), path)
+            assert stats.rows_added == end - (10 if end == 18 else {26: 18}.get(end, 26))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert errors == []
+    assert results and all(count == 3 for count in results)
+    assert len(indexed_ids(path)) == len(names)
+    assert not list(tmp_path.glob(".rag.duckdb.building-*"))  # no temporary files left behind
