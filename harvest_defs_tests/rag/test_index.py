@@ -52,7 +52,7 @@ def test_prune_removes_chunks_missing_from_the_source(tmp_path: Path) -> None:
 def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "rag.duckdb"
     build_index(rows_for(TEXTS, dim=64), path)
-    with pytest.raises(DimensionMismatchError, match="64-dimensional.*rows have 32"):
+    with pytest.raises(DimensionMismatchError, match=r"64-dimensional.*rows have 32"):
         build_index(rows_for({"x": "other model"}, dim=32), path)
     assert indexed_ids(path) == sorted(TEXTS)  # the failed load changed nothing
 
@@ -118,7 +118,7 @@ def test_a_table_with_hnsw_accepts_inserts_only_with_vss_loaded(sample_index: Pa
         with_vss.close()
     plain = duckdb.connect(str(copy), config={"autoload_known_extensions": False})
     try:
-        with pytest.raises(duckdb.Error, match="(?i)hnsw"):
+        with pytest.raises(duckdb.Error, match=r"(?i)hnsw"):
             plain.execute("INSERT INTO chunks SELECT * REPLACE ('extra2' AS chunk_id) FROM chunks LIMIT 1")
     finally:
         plain.close()
@@ -138,7 +138,7 @@ def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> No
             try:
                 hits = search("on-call acknowledge page", k=3, rag_path=path, embed_query=local_embedder())
                 results.append(len(hits))
-            except BaseException as error:  # noqa: BLE001 - any failure is what this test looks for
+            except BaseException as error:  # any failure is what this test looks for
                 errors.append(error)
 
     thread = threading.Thread(target=reader)
