@@ -29,7 +29,7 @@ INSTRUCTION = (
 )
 SYSTEM_PROMPT = "You answer questions about internal documents concisely and always cite source ids."
 MAX_SOURCE_CHARS = 4000
-_HEADING = re.compile(r"^#+\s*", re.MULTILINE)
+_HEADING = re.compile(r"^#+\s*(.+?)\s*$", re.MULTILINE)
 _CITATION = re.compile(r"\[(?:source\s+)?([A-Za-z0-9_-]{1,64})\]")
 
 
@@ -56,8 +56,13 @@ class Answer:
 
 
 def _plain(text: str) -> str:
-    """Drop Markdown heading marks so an extractive answer reads as prose."""
-    return _HEADING.sub("", text).strip()
+    """One paragraph of prose: a Markdown heading becomes a sentence, whitespace collapses.
+
+    Keeps each source a single block after its ``[source id]`` tag, and lets an extractive model (the
+    emulator) cut whole sentences instead of gluing a title onto the first one.
+    """
+    text = _HEADING.sub(lambda m: m.group(1).rstrip(".:") + ". ", text)
+    return " ".join(text.split())
 
 
 def build_prompt(question: str, hits: Sequence[Hit]) -> str:
