@@ -55,14 +55,24 @@ def write_meta(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
         con.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, value])
 
 
-def create_search_indexes(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)build HNSW (cosine) and BM25 after a bulk load: both are far cheaper built once than maintained."""
+def create_hnsw_index(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)build the HNSW index (cosine) in one parallel pass over the loaded table."""
     con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
     con.execute(
         f"CREATE INDEX {HNSW_INDEX} ON {CHUNKS_TABLE} USING HNSW (embedding) "
         f"WITH (metric = 'cosine', M = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
     )
+
+
+def create_fts_index(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)build the BM25 index: fts never updates itself, so every load ends with this."""
     con.execute(
         f"PRAGMA create_fts_index('{CHUNKS_TABLE}', 'chunk_id', 'text', "
         f"stemmer = 'porter', stopwords = 'english', ignore = '{FTS_IGNORE}', overwrite = 1)"
     )
+
+
+def create_search_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)build HNSW and BM25 after a bulk load: both are far cheaper built once than maintained."""
+    create_hnsw_index(con)
+    create_fts_index(con)
