@@ -144,9 +144,11 @@ def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> No
     thread = threading.Thread(target=reader)
     thread.start()
     try:
+        previous = 10
         for end in (18, 26, len(names)):
             stats = build_index(rows_for({n: documents[n] for n in names[:end]}), path)
-            assert stats.rows_added == end - (10 if end == 18 else {26: 18}.get(end, 26))
+            assert stats.rows_added == end - previous
+            previous = end
     finally:
         stop.set()
         thread.join(timeout=30)
