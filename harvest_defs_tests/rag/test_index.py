@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from harvest_defs.rag.index import DimensionMismatchError, build_index, index_me
 from harvest_defs.rag.search import search, set_query_vector
 from harvest_defs_tests.rag.conftest import corpus_documents, local_embedder, rows_for
 
+HARVEST = str(Path(sys.executable).with_name("harvest"))
 TEXTS = {f"doc-{i}": f"Document {i} covers topic {i % 4} with code ZX-{7000 + i}." for i in range(12)}
 
 
@@ -156,3 +160,48 @@ def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> No
     assert results and all(count == 3 for count in results)
     assert len(indexed_ids(path)) == len(names)
     assert not list(tmp_path.glob(".rag.duckdb.building-*"))  # no temporary files left behind
+
+
+def test_harvest_search_in_another_process_succeeds_during_rebuilds(tmp_path: Path) -> None:
+    """A real `harvest search` process opens the index read-only while this process keeps rebuilding it."""
+    path = tmp_path / "rag.duckdb"
+    documents = corpus_documents()
+    full, part = rows_for(documents), rows_for(dict(list(documents.items())[:20]))
+    build_index(full, path)
+    stop = threading.Event()
+    rebuilds: list[int] = []
+
+    def writer() -> None:
+        while not stop.is_set():  # alternate contents so every call really rebuilds and swaps the file
+            rebuilds.append(
+                build_index(part if len(rebuilds) % 2 == 0 else full, path, prune=True).total_rows
+            )
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        outcomes = [
+            subprocess.run(
+                [
+                    HARVEST,
+                    "search",
+                    "LF-4471 tokenizer quota",
+                    "--mode",
+                    "keyword",
+                    "--json",
+                    "--index",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for _ in range(1)
+        ]
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert len(rebuilds) >= 2
+    for outcome in outcomes:
+        assert outcome.returncode == 0, outcome.stderr
+        assert json.loads(outcome.stdout)  # hits from either the old or the new file
