@@ -15,7 +15,7 @@ import pytest
 from harvest_defs.emulator.content import embed_text
 from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.index import DimensionMismatchError, build_index, index_meta, indexed_ids, open_index
-from harvest_defs.rag.search import search, set_query_vector
+from harvest_defs.rag.search import search, set_query_vector, vector_search_sql
 from harvest_defs_tests.rag.conftest import corpus_documents, local_embedder, rows_for
 
 HARVEST = str(Path(sys.executable).with_name("harvest"))
@@ -103,13 +103,18 @@ def test_persisted_hnsw_is_used_after_reopening_and_exact_search_bypasses_it(sam
     con = open_index(sample_index)
     try:
         set_query_vector(con, embed_text("on-call stipend", 1024))
-        plan = "ORDER BY array_cosine_distance(embedding, getvariable('qv')){} LIMIT 5"
-        indexed = con.execute(f"EXPLAIN SELECT chunk_id FROM chunks {plan.format('')}").fetchall()[0][1]
-        exact = con.execute(f"EXPLAIN SELECT chunk_id FROM chunks {plan.format(' + 0.0')}").fetchall()[0][1]
+        con.execute("SET late_materialization_max_rows = 0")  # as vector_search does
+        indexed = con.execute(f"EXPLAIN {vector_search_sql(5)}").fetchall()[0][1]
+        exact = con.execute(f"EXPLAIN {vector_search_sql(5, exact=True)}").fetchall()[0][1]
+        filtered = con.execute(f"EXPLAIN {vector_search_sql(5, 'document_id = ?')}", ["glossary"]).fetchall()[
+            0
+        ][1]
     finally:
         con.close()
     assert "HNSW_INDEX_SCAN" in indexed
+    assert "SEQ_SCAN" not in indexed  # no join back to a full table scan
     assert "HNSW_INDEX_SCAN" not in exact
+    assert "HNSW_INDEX_SCAN" not in filtered
 
 
 def test_a_table_with_hnsw_accepts_inserts_only_with_vss_loaded(sample_index: Path, tmp_path: Path) -> None:
