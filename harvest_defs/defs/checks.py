@@ -4,6 +4,9 @@ They read the DuckDB files read-only (waiting on the shared lock if a run is wri
 aggregate queries, so they run after every materialization.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import dagster as dg
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
@@ -21,8 +24,8 @@ def expected_dimension(voyage: VoyageResource) -> int:
     return voyage.dims or DEFAULT_VOYAGE_DIMS.get(voyage.model, DEFAULT_DIMS)
 
 
-def _one(store: HarvestStoreResource, sql: str, needs: str) -> dict | None:
-    rows = query_rows(store, store.warehouse_path, sql, needs=needs)
+def _one(store: HarvestStoreResource, sql: str, needs: str, params: Sequence[Any] = ()) -> dict | None:
+    rows = query_rows(store, store.warehouse_path, sql, params, needs=needs)
     return rows[0] if rows else None
 
 
@@ -55,8 +58,9 @@ def embedding_dimensions(store: HarvestStoreResource, voyage: VoyageResource) ->
         store,
         f"SELECT count(*) AS total, count(*) FILTER (WHERE len(embedding::FLOAT[]) <> {expected}) AS wrong, "
         f"min(len(embedding::FLOAT[])) AS min_dim, max(len(embedding::FLOAT[])) AS max_dim "
-        f"FROM {VOYAGE_TABLE} WHERE model = '{voyage.model.replace(chr(39), '')}'",
+        f"FROM {VOYAGE_TABLE} WHERE model = ?",
         VOYAGE_TABLE,
+        [voyage.model],
     )
     wrong = row["wrong"] if row else 0
     return dg.AssetCheckResult(
