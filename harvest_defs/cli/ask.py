@@ -53,7 +53,8 @@ def _hits_table(hits: list[Hit], title: str) -> Table:
 
 
 def _fail(console: Console, error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    """One line instead of a traceback: a missing index or an API error (SDK messages carry no key)."""
+    console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
     raise typer.Exit(code=1)
 
 
@@ -67,12 +68,12 @@ def ask(
 ) -> None:
     """Answer a question from the RAG index with Claude, citing the source documents."""
     from harvest_defs.rag.answer import answer
-    from harvest_defs.rag.index import IndexNotFoundError
 
     console = Console()
+    checked = _check_mode(mode)
     try:
-        result = answer(question, k=k, mode=_check_mode(mode), rag_path=index)  # type: ignore[arg-type]
-    except (IndexNotFoundError, ValueError) as error:
+        result = answer(question, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
+    except Exception as error:  # the CLI's boundary: report, exit 1
         _fail(console, error)
         return
     if as_json:
@@ -92,13 +93,13 @@ def search(
     index: IndexOption = None,
 ) -> None:
     """Print the top-k chunks of the RAG index for a query."""
-    from harvest_defs.rag.index import IndexNotFoundError
     from harvest_defs.rag.search import search as run_search
 
     console = Console()
+    checked = _check_mode(mode)
     try:
-        hits = run_search(query, k=k, mode=_check_mode(mode), rag_path=index)  # type: ignore[arg-type]
-    except (IndexNotFoundError, ValueError) as error:
+        hits = run_search(query, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
+    except Exception as error:  # the CLI's boundary: report, exit 1
         _fail(console, error)
         return
     if as_json:
