@@ -18,6 +18,6 @@ def main() -> None:
 
 
 # Sub-command modules register on import; keep these imports after ``app`` exists.
-from harvest_defs.cli import emulator as _emulator  # noqa: E402, F401
-from harvest_defs.cli import demo as _demo  # noqa: E402, F401
 from harvest_defs.cli import ask as _ask  # noqa: E402, F401
+from harvest_defs.cli import demo as _demo  # noqa: E402, F401
+from harvest_defs.cli import emulator as _emulator  # noqa: E402, F401
