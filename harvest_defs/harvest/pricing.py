@@ -1,0 +1,83 @@
+"""Cost estimates from a price table shipped as data (``prices.toml``), so a price change is a data edit.
+
+Estimates, not invoices: they multiply billed token counts by list prices and the documented batch
+discounts, and ignore prompt-cache writes/reads. Unknown models estimate to 0.0 rather than failing a
+run: a missing price must never cost a harvest, and the metadata still shows the token counts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+PRICES_ENV = "HARVEST_PRICES_FILE"
+_DATED = re.compile(r"^(?P<family>.+?)-(?:\d{8}|latest)$")
+
+
+@cache
+def _load(path: str | None) -> dict[str, Any]:
+    text = (
+        Path(path).read_text(encoding="utf-8")
+        if path
+        else files("harvest_defs.harvest").joinpath("prices.toml").read_text(encoding="utf-8")
+    )
+    return tomllib.loads(text)
+
+
+def price_table() -> dict[str, Any]:
+    """The active table: ``$HARVEST_PRICES_FILE`` if set, else the shipped one."""
+    return _load(os.environ.get(PRICES_ENV) or None)
+
+
+def prices_as_of() -> str:
+    return str(price_table().get("as_of", "unknown"))
+
+
+def _family(model: str) -> str:
+    """``claude-haiku-4-5-20251001`` and ``claude-3-5-haiku-latest`` price like their family."""
+    match = _DATED.match(model)
+    return match.group("family") if match else model
+
+
+def claude_prices(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per million tokens at standard prices, or None for an unknown model."""
+    table = price_table().get("claude", {})
+    entry = table.get(model) or table.get(_family(model))
+    return (float(entry[0]), float(entry[1])) if entry else None
+
+
+def claude_model_known(model: str) -> bool:
+    return claude_prices(model) is not None
+
+
+def estimate_message_usd(model: str, input_tokens: int, output_tokens: int) -> float:
+    """Standard (real-time Messages API) price."""
+    prices = claude_prices(model)
+    if prices is None:
+        return 0.0
+    return (input_tokens * prices[0] + output_tokens * prices[1]) / 1_000_000
+
+
+def estimate_batch_usd(model: str, input_tokens: int, output_tokens: int) -> float:
+    """Message Batches price: the standard price less the batch discount (50%)."""
+    discount = float(price_table().get("discounts", {}).get("claude_batch", 0.5))
+    return estimate_message_usd(model, input_tokens, output_tokens) * (1.0 - discount)
+
+
+def voyage_price(model: str) -> float | None:
+    entry = price_table().get("voyage", {}).get(model)
+    return float(entry) if entry is not None else None
+
+
+def estimate_voyage_usd(model: str, tokens: int, batch: bool = False) -> float:
+    """Embedding price; ``batch=True`` applies the Voyage Batch API discount (33%)."""
+    price = voyage_price(model)
+    if price is None:
+        return 0.0
+    discount = float(price_table().get("discounts", {}).get("voyage_batch", 0.33)) if batch else 0.0
+    return tokens * price / 1_000_000 * (1.0 - discount)
