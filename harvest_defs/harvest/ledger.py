@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,10 @@ class LedgerBatch:
     created_at: float
     ended_at: float | None
     collected_at: float | None
+    # True only for the caller whose ``reserve`` inserted (or re-armed) the row: that caller, and no
+    # other process racing it, creates the batch. A non-fresh row without a batch id is either being
+    # created right now by another process or was left by a crash: reconcile with the server.
+    fresh: bool = False
 
 
 def _row_to_batch(row: tuple[Any, ...]) -> LedgerBatch:
@@ -155,7 +159,7 @@ class BatchLedger:
         """
         now = time.time()
         with self._write() as con:
-            con.execute(
+            cursor = con.execute(
                 "INSERT INTO batches (provider, request_set_hash, chunk_index, partition_key, status, "
                 "request_count, meta, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (provider, request_set_hash, chunk_index) DO UPDATE SET "
@@ -174,9 +178,10 @@ class BatchLedger:
                     now,
                 ),
             )
+            fresh = cursor.rowcount == 1
         found = self.find(provider, request_set_hash, chunk_index)
         assert found is not None
-        return found
+        return replace(found, fresh=fresh)
 
     def record_created(
         self,
