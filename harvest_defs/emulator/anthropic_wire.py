@@ -1,0 +1,77 @@
+"""Wire details shared by the Anthropic routes: ids, RFC 3339 timestamps, Message bodies, JSON responses.
+
+Kept apart from the handlers so the real-time and batch paths build byte-for-byte the same Message
+shape (the SDK validates it strictly in tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from harvest_defs.emulator.errors import new_request_id
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_CHARS = 22
+
+
+def _base62(data: bytes, length: int = _ID_CHARS) -> str:
+    value = int.from_bytes(data, "big")
+    out = []
+    for _ in range(length):
+        value, rem = divmod(value, 62)
+        out.append(_BASE62[rem])
+    return "".join(out)
+
+
+def new_id(prefix: str) -> str:
+    """``msg_01…`` / ``msgbatch_01…``: the real APIs' shape (prefix, ``01``, 22 base62 characters)."""
+    return f"{prefix}_01{_base62(os.urandom(17))}"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A stable id from its inputs, so a batch's results carry the same message ids on every download."""
+    digest = hashlib.blake2b("\x00".join(parts).encode("utf-8"), digest_size=17).digest()
+    return f"{prefix}_01{_base62(digest)}"
+
+
+def rfc3339(epoch_seconds: float | None) -> str | None:
+    if epoch_seconds is None:
+        return None
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_body(
+    message_id: str,
+    model: str,
+    text: str,
+    stop_reason: str,
+    input_tokens: int,
+    output_tokens: int,
+    service_tier: str,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "service_tier": service_tier,
+        },
+    }
+
+
+def api_json(body: Any, status_code: int = 200) -> JSONResponse:
+    """A JSON response with the ``request-id`` header every real Anthropic response carries."""
+    return JSONResponse(body, status_code=status_code, headers={"request-id": new_request_id()})
