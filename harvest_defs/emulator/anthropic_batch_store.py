@@ -16,6 +16,7 @@ next look ends it, requests not yet processed at the cancel time becoming ``canc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from array import array
@@ -33,6 +34,23 @@ RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 EXPIRY_SECONDS = 24 * 3600.0
 INJECTED_ERROR_MESSAGE = "Internal server error while processing this request."
 _LINES_PER_CHUNK = 1000
+
+
+FAULT_PREFIX = "emulator fault injection"
+
+
+class _QuietInjectedFaults(logging.Filter):
+    """Drops uvicorn's traceback for connections the emulator aborts on purpose (they are not bugs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ConnectionAbortedError) and str(exc).startswith(FAULT_PREFIX))
+
+
+def quiet_injected_faults() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietInjectedFaults) for f in logger.filters):
+        logger.addFilter(_QuietInjectedFaults())
 
 
 @dataclass(eq=False)
@@ -196,7 +214,7 @@ def iter_results(batch: StoredBatch, cut_at_line: int | None = None) -> Iterator
         if cut_at_line is not None and i == cut_at_line:
             chunk.append(line[: max(1, len(line) // 2)])
             yield b"".join(chunk)
-            raise ConnectionAbortedError("emulator fault injection: results stream cut mid-line")
+            raise ConnectionAbortedError(f"{FAULT_PREFIX}: results stream cut mid-line")
         chunk.append(line)
         if len(chunk) >= _LINES_PER_CHUNK:
             yield b"".join(chunk)

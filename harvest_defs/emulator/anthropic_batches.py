@@ -28,6 +28,7 @@ from harvest_defs.emulator.anthropic_batch_store import (
     cancel,
     is_archived,
     iter_results,
+    quiet_injected_faults,
 )
 from harvest_defs.emulator.anthropic_params import ParamsError, parse_params
 from harvest_defs.emulator.anthropic_wire import api_json, new_id
@@ -150,6 +151,7 @@ def build_batch(body: bytes, state: EmulatorState, batch_id: str, seq: int, now:
 def routes(state: EmulatorState) -> list[BaseRoute]:
     store = BatchStore()
     state.on_reset(store.clear)
+    quiet_injected_faults()
 
     def not_found(batch_id: str) -> Response:
         return anthropic_error(404, f"Message Batch {batch_id!r} not found")
