@@ -1,0 +1,27 @@
+"""Claude Message Batches harvesting: validation, splitting, ledger-backed submit/poll/collect, dlt resource.
+
+Importing this package does not import the ``anthropic`` SDK (about 2.7 s); that happens on the first
+API call.
+"""
+
+from harvest_defs.harvest.claude.harvester import (
+    BatchProgress,
+    ClaudeBatchHarvester,
+    SubmitReport,
+    split_requests,
+)
+from harvest_defs.harvest.claude.prompts import InvalidPrompt, InvalidPromptsError, prepare_prompts
+from harvest_defs.harvest.claude.resource import claude_message_batches
+from harvest_defs.harvest.claude.results import CLAUDE_MESSAGES_SCHEMA
+
+__all__ = [
+    "CLAUDE_MESSAGES_SCHEMA",
+    "BatchProgress",
+    "ClaudeBatchHarvester",
+    "InvalidPrompt",
+    "InvalidPromptsError",
+    "SubmitReport",
+    "claude_message_batches",
+    "prepare_prompts",
+    "split_requests",
+]

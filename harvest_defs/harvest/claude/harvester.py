@@ -1,0 +1,421 @@
+"""ClaudeBatchHarvester: submit / poll / collect Message Batches without ever paying twice.
+
+Non-blocking by design (the Dagster layer submits in one run and collects in another, hours later, maybe
+in another process); the blocking dlt resource is built from the same three calls plus :meth:`wait`.
+
+Submit protocol (see ``harvest/ledger.py``): validate -> request hashes -> skip hashes the ledger knows as
+succeeded (cached) or submitted (in flight: resumed) -> sort the rest by hash and split greedily by count
+and bytes -> per chunk: write its manifest, reserve the ledger slot, then either resume the batch the
+ledger already has, reconcile a slot left by a crash with the server's batch list, or create the batch;
+record its id the moment the API answers, then the requests.
+
+Why sort by hash and key the ledger slot by the chunk's own content: a re-run after a crash half way
+through submitting recomputes exactly the same remaining chunks (greedy splitting of a suffix is stable),
+so each finds its own ledger row instead of creating a second batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from harvest_defs.harvest.claude import settings
+from harvest_defs.harvest.claude.client import make_client, resolve_api_key, resolve_base_url
+from harvest_defs.harvest.claude.prompts import (
+    InvalidPrompt,
+    PreparedPrompts,
+    PreparedRequest,
+    invalid_prompts_message,
+    prepare_prompts,
+)
+from harvest_defs.harvest.claude.results import (
+    download_results,
+    parse_results,
+    parse_timestamp,
+    read_manifest,
+    write_manifest,
+)
+from harvest_defs.harvest.hashing import set_hash
+from harvest_defs.harvest.ledger import (
+    COLLECTED,
+    SUBMITTED,
+    SUCCEEDED,
+    BatchLedger,
+    LedgerBatch,
+)
+
+if TYPE_CHECKING:
+    import anthropic
+
+PROVIDER = settings.PROVIDER
+# A slot reserved by another process this recently may still be getting its batch id: wait for it.
+_RACE_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    """What a submit did. ``batch_ids``: every uncollected batch holding this prompt set's requests."""
+
+    batch_ids: list[str]
+    requests_sent: int
+    requests_cached: int
+    requests_resumed: int
+    invalid: list[InvalidPrompt]
+    estimated_cost_usd: float
+    duplicates_merged: int = 0
+    new_batch_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_id: str
+    processing_status: str
+    request_counts: dict[str, int]
+    ended: bool
+
+
+def split_requests(
+    requests: Sequence[PreparedRequest], max_requests: int, max_bytes: int
+) -> list[list[PreparedRequest]]:
+    """Greedy split under both limits, bytes measured as the JSON actually sent (O(n))."""
+    chunks: list[list[PreparedRequest]] = []
+    current: list[PreparedRequest] = []
+    size = settings.BATCH_ENVELOPE_BYTES
+    for request in requests:
+        cost = len(request.body) + 1  # the comma between requests
+        if current and (len(current) >= max_requests or size + cost > max_bytes):
+            chunks.append(current)
+            current, size = [], settings.BATCH_ENVELOPE_BYTES
+        current.append(request)
+        size += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def estimate_tokens(requests: Iterable[PreparedRequest], system_chars: int = 0) -> tuple[int, int]:
+    """(input, output) token estimate: ~4 chars per token of text + system; output bounded by max_tokens.
+
+    The output side is the upper bound (every request uses its whole max_tokens), so the cost estimate
+    is what a run can cost at most, not what it will.
+    """
+    chars = 0
+    out = 0
+    count = 0
+    for request in requests:
+        chars += len(request.text)
+        out += request.max_tokens
+        count += 1
+    return math.ceil((chars + system_chars * count) / settings.CHARS_PER_TOKEN), out
+
+
+class ClaudeBatchHarvester:
+    """Submit, poll and collect Message Batches, sharing one ledger with every other process."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        ledger_path: Path | str,
+        raw_dir: Path | str,
+        max_requests_per_batch: int = settings.MAX_REQUESTS_PER_BATCH,
+        max_bytes_per_batch: int = settings.MAX_BYTES_PER_BATCH,
+        poll_interval: float = settings.DEFAULT_POLL_INTERVAL,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self._api_key = api_key  # resolved lazily: validation and ledger reads need no key
+        self.base_url = resolve_base_url(base_url)
+        self.ledger = BatchLedger(ledger_path)
+        self.raw_dir = Path(raw_dir) / PROVIDER
+        self.max_requests_per_batch = max_requests_per_batch
+        self.max_bytes_per_batch = max_bytes_per_batch
+        self.poll_interval = poll_interval
+        self.log: Callable[[str], None] = log or _default_log
+        self._client: anthropic.Anthropic | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"ClaudeBatchHarvester(base_url={self.base_url!r}, ledger={str(self.ledger.path)!r})"
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        if self._client is None:
+            self._client = make_client(resolve_api_key(self._api_key), self.base_url)
+        return self._client
+
+    # --- paths ---------------------------------------------------------------------------------------
+    def manifest_path(self, request_set_hash: str) -> Path:
+        return self.raw_dir / "requests" / f"{request_set_hash}.parquet"
+
+    def raw_path(self, batch_id: str) -> Path:
+        return self.raw_dir / f"{batch_id}.jsonl"
+
+    # --- submit --------------------------------------------------------------------------------------
+    def prepare(
+        self,
+        prompts: Sequence[Mapping[str, Any] | str],
+        model: str,
+        max_tokens: int = settings.DEFAULT_MAX_TOKENS,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+    ) -> PreparedPrompts:
+        """Validate and build every request (no HTTP); logs one message naming every bad prompt."""
+        prepared = prepare_prompts(
+            prompts, model, max_tokens, system_prompt, temperature, self.max_bytes_per_batch
+        )
+        if prepared.invalid:
+            self.log(invalid_prompts_message(prepared.invalid))
+        from harvest_defs.harvest.pricing import claude_model_known
+
+        if not claude_model_known(model):
+            self.log(f"model {model!r} is not in the price table: cost estimate 0; the API decides validity")
+        return prepared
+
+    def submit(
+        self,
+        prompts: Sequence[Mapping[str, Any] | str],
+        model: str,
+        max_tokens: int = settings.DEFAULT_MAX_TOKENS,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        partition_key: str | None = None,
+    ) -> SubmitReport:
+        """Send every request not yet succeeded or in flight; returns at once (no waiting for results)."""
+        prepared = self.prepare(prompts, model, max_tokens, system_prompt, temperature)
+        return self.submit_prepared(prepared, partition_key=partition_key, system_prompt=system_prompt)
+
+    def submit_prepared(
+        self,
+        prepared: PreparedPrompts,
+        partition_key: str | None = None,
+        system_prompt: str | None = None,
+    ) -> SubmitReport:
+        requests = prepared.requests
+        states = self.ledger.request_states(PROVIDER, (r.request_hash for r in requests))
+        to_send = [r for r in requests if states.get(r.request_hash) not in (SUCCEEDED, SUBMITTED)]
+        cached = sum(1 for r in requests if states.get(r.request_hash) == SUCCEEDED)
+        resumed = sum(1 for r in requests if states.get(r.request_hash) == SUBMITTED)
+        to_send.sort(key=lambda r: r.request_hash)
+        new_ids: list[str] = []
+        resumed_ids: list[str] = []
+        sent = 0
+        for chunk in split_requests(to_send, self.max_requests_per_batch, self.max_bytes_per_batch):
+            batch_id, created = self._submit_chunk(chunk, prepared.model, partition_key)
+            if created:
+                new_ids.append(batch_id)
+                sent += len(chunk)
+            else:
+                resumed_ids.append(batch_id)
+                resumed += len(chunk)
+        in_tokens, out_tokens = estimate_tokens(to_send, len(system_prompt or ""))
+        from harvest_defs.harvest.pricing import estimate_batch_usd
+
+        cost = estimate_batch_usd(prepared.model, in_tokens, out_tokens) if sent else 0.0
+        in_flight = {h for h, state in states.items() if state == SUBMITTED}
+        holding = self.open_batches_for(in_flight)
+        batch_ids = list(dict.fromkeys([*holding, *resumed_ids, *new_ids]))
+        report = SubmitReport(
+            batch_ids=batch_ids,
+            requests_sent=sent,
+            requests_cached=cached,
+            requests_resumed=resumed,
+            invalid=list(prepared.invalid),
+            estimated_cost_usd=cost,
+            duplicates_merged=prepared.duplicates_merged,
+            new_batch_ids=new_ids,
+        )
+        self.log(
+            f"claude submit: {sent} requests sent in {len(new_ids)} new batch(es), {cached} cached, "
+            f"{resumed} resumed, {len(prepared.invalid)} invalid; est. <= ${cost:.4f} at batch prices"
+        )
+        return report
+
+    def _submit_chunk(
+        self, chunk: list[PreparedRequest], model: str, partition_key: str | None
+    ) -> tuple[str, bool]:
+        """(batch_id, created_now) for one chunk, resuming or adopting a batch whenever one exists."""
+        chunk_hash = set_hash((r.request_hash for r in chunk), provider=PROVIDER)
+        manifest = self.manifest_path(chunk_hash)
+        write_manifest(manifest, chunk)
+        meta = {"model": model, "manifest": str(manifest)}
+        attempt = 0
+        while True:
+            # chunk_index counts attempts of the same request set: a collected attempt whose requests
+            # all failed is retried as the next one, never by re-opening the old slot.
+            row = self.ledger.reserve(PROVIDER, chunk_hash, attempt, len(chunk), partition_key, meta)
+            if row.status != COLLECTED:
+                break
+            attempt += 1
+        if row.batch_id:
+            self.ledger.record_requests(
+                PROVIDER, row.batch_id, ((r.request_hash, r.custom_id) for r in chunk)
+            )
+            self.log(f"claude chunk {chunk_hash[:12]}: resuming batch {row.batch_id}")
+            return row.batch_id, False
+        if not row.fresh:
+            adopted = self._reconcile(row)
+            if adopted is not None:
+                self.ledger.record_created(PROVIDER, chunk_hash, attempt, adopted)
+                self.ledger.record_requests(PROVIDER, adopted, ((r.request_hash, r.custom_id) for r in chunk))
+                self.log(f"claude chunk {chunk_hash[:12]}: adopted batch {adopted} left by a crash")
+                return adopted, False
+        batch_id = self._create(chunk, chunk_hash, attempt)
+        self.ledger.record_created(PROVIDER, chunk_hash, attempt, batch_id)
+        self.ledger.record_requests(PROVIDER, batch_id, ((r.request_hash, r.custom_id) for r in chunk))
+        return batch_id, True
+
+    def _create(self, chunk: list[PreparedRequest], chunk_hash: str, attempt: int) -> str:
+        """POST the exact bytes we measured (the SDK still retries 429/5xx with its backoff)."""
+        import anthropic
+        from anthropic.types.messages import MessageBatch
+
+        body = b'{"requests":[' + b",".join(r.body for r in chunk) + b"]}"
+        try:
+            batch = self.client.post(
+                "/v1/messages/batches",
+                content=body,
+                cast_to=MessageBatch,
+                options={"headers": {"Content-Type": "application/json"}},
+            )
+        except anthropic.APIStatusError as exc:
+            if 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429):
+                self.ledger.abandon(PROVIDER, chunk_hash, attempt)  # rejected: nothing was created
+            raise
+        return batch.id
+
+    def _reconcile(self, row: LedgerBatch) -> str | None:
+        """A slot without a batch id that is not ours: another process is creating it, or one crashed.
+
+        Wait briefly for a racing creator to record its id; then look for a batch created since the slot
+        was reserved with the same request count that no ledger row claims, and adopt it.
+        """
+        deadline = row.created_at + _RACE_WAIT_SECONDS
+        while time.time() < deadline:
+            current = self.ledger.find(PROVIDER, row.request_set_hash, row.chunk_index)
+            if current is not None and current.batch_id:
+                return current.batch_id
+            time.sleep(0.5)
+        since = row.created_at - 5.0  # allow for clock skew between us and the API
+        for batch in self.client.messages.batches.list(limit=100):
+            created = parse_timestamp(batch.created_at).timestamp()
+            if created < since:
+                break  # newest first: everything further is older than the reservation
+            counts = batch.request_counts
+            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            if total == row.request_count and self.ledger.get(batch.id) is None:
+                return batch.id
+        return None
+
+    def open_batches_for(self, request_hashes: set[str], include_collected: bool = False) -> list[str]:
+        """Ledger batches (uncollected, or any) whose manifest holds one of ``request_hashes``."""
+        if not request_hashes:
+            return []
+        found: list[str] = []
+        for batch in self.ledger.batches(PROVIDER):
+            if not batch.batch_id or (batch.status == COLLECTED and not include_collected):
+                continue
+            path = batch.meta.get("manifest")
+            if not path or not Path(path).exists():
+                continue
+            hashes = read_manifest(Path(path), ["request_hash"]).column("request_hash").to_pylist()
+            if not request_hashes.isdisjoint(hashes):
+                found.append(batch.batch_id)
+        return found
+
+    # --- poll ----------------------------------------------------------------------------------------
+    def poll(self, batch_id: str) -> BatchProgress:
+        """Retrieve once; records counts (and ``ended``) in the ledger and logs them."""
+        batch = self.client.messages.batches.retrieve(batch_id)
+        counts = {
+            "processing": batch.request_counts.processing,
+            "succeeded": batch.request_counts.succeeded,
+            "errored": batch.request_counts.errored,
+            "canceled": batch.request_counts.canceled,
+            "expired": batch.request_counts.expired,
+        }
+        ended = batch.processing_status == "ended"
+        if ended:
+            self.ledger.mark_ended(batch_id, counts)
+            row = self.ledger.get(batch_id)
+            if row is not None and batch.ended_at is not None:
+                ended_at = parse_timestamp(batch.ended_at).isoformat()
+                self.ledger.update_meta(
+                    PROVIDER, row.request_set_hash, row.chunk_index, api_ended_at=ended_at
+                )
+        else:
+            self.ledger.update_counts(batch_id, counts)
+        self.log(
+            f"claude batch {batch_id}: {batch.processing_status} "
+            + " ".join(f"{name}={value}" for name, value in counts.items())
+        )
+        return BatchProgress(batch_id, batch.processing_status, counts, ended)
+
+    def wait(
+        self, batch_ids: Iterable[str], poll_interval: float | None = None, timeout: float | None = None
+    ) -> None:
+        """Block until every batch has ended, polling (and logging progress) every ``poll_interval``."""
+        pending = list(dict.fromkeys(batch_ids))
+        interval = self.poll_interval if poll_interval is None else poll_interval
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            pending = [b for b in pending if not self.poll(b).ended]
+            if not pending:
+                return
+            if deadline is not None and time.monotonic() + interval > deadline:
+                raise TimeoutError(f"batches still processing after {timeout} s: {pending}")
+            time.sleep(interval)
+
+    # --- collect -------------------------------------------------------------------------------------
+    def collect(self, batch_id: str) -> Iterator[pa.Table]:
+        """The batch's rows as Arrow tables; the raw JSONL is on disk before the first row is parsed.
+
+        Outcomes go to the ledger as each table is produced (succeeded ones become cached; failed ones
+        are retried by the next submit). Call :meth:`mark_collected` once the rows are loaded.
+        """
+        row = self.ledger.get(batch_id)
+        if row is None:
+            raise KeyError(f"batch {batch_id} is not in the ledger {self.ledger.path}")
+        raw = self.raw_path(batch_id)
+        ended_at = row.meta.get("api_ended_at")
+        if not raw.exists() or not ended_at:
+            batch = self.client.messages.batches.retrieve(batch_id)
+            if batch.processing_status != "ended":
+                raise RuntimeError(f"batch {batch_id} has not ended ({batch.processing_status})")
+            ended_at = parse_timestamp(batch.ended_at).isoformat()
+            counts = batch.request_counts
+            expected = (
+                counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            )
+            download_results(self.client, batch_id, raw, expected, settings.DOWNLOAD_ATTEMPTS)
+        manifest = read_manifest(Path(row.meta["manifest"]))
+        model = str(row.meta.get("model", ""))
+        unknown: list[str] = []
+        for parsed in parse_results(
+            raw, manifest, batch_id, model, parse_timestamp(ended_at), on_unknown=unknown.append
+        ):
+            self.ledger.record_outcomes(PROVIDER, parsed.outcomes)
+            yield parsed.table
+        if unknown:
+            self.log(
+                f"claude batch {batch_id}: {len(unknown)} results with unknown custom_id: {unknown[:3]}"
+            )
+
+    def mark_collected(self, batch_id: str) -> None:
+        self.ledger.mark_collected(batch_id)
+
+
+def _default_log(message: str) -> None:
+    import logging
+
+    logging.getLogger("harvest_defs.claude").info(message)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,215 @@
+"""Prompt validation and request building: everything that must be right before any money is spent.
+
+Why here and not at the API: a batch of 100,000 requests that the API rejects for one bad ``custom_id``
+costs a round trip and, worse, a half-submitted run if it happens in chunk 3 of 5. So every prompt is
+checked up front, all problems are reported together, and the good prompts go on.
+
+Identity:
+- ``content_hash`` = stable hash of the request params (model, system, messages, max_tokens, temperature).
+  A prompt without ``custom_id`` gets ``req_`` + 24 hex of it, so the id is the same on every run and
+  results always map back.
+- ``request_hash`` = hash of (custom_id, content_hash): the cache key. The custom_id is part of it because
+  rows are keyed by custom_id: the same text under a new id must produce a row for that id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from harvest_defs.harvest.claude.settings import (
+    BATCH_ENVELOPE_BYTES,
+    CUSTOM_ID_PATTERN,
+    GENERATED_ID_HEX,
+    GENERATED_ID_PREFIX,
+    PROMPT_KEYS,
+)
+from harvest_defs.harvest.hashing import stable_hash
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """One valid request, serialized once: ``body`` is exactly the JSON sent inside ``requests``."""
+
+    index: int  # position in the caller's prompt list
+    custom_id: str
+    request_hash: str
+    text: str
+    max_tokens: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class InvalidPrompt:
+    """A prompt rejected before sending; it becomes a ``success=false`` row, never a silent drop."""
+
+    index: int
+    custom_id: str
+    reason: str
+    text: str | None = None
+
+    def describe(self) -> str:
+        return f"prompt #{self.index} (custom_id={self.custom_id!r}): {self.reason}"
+
+
+class InvalidPromptsError(ValueError):
+    """Raised by ``strict=True`` before any HTTP request: lists every bad prompt in one message."""
+
+    def __init__(self, invalid: Sequence[InvalidPrompt]) -> None:
+        self.invalid = list(invalid)
+        super().__init__(invalid_prompts_message(self.invalid))
+
+
+def invalid_prompts_message(invalid: Sequence[InvalidPrompt]) -> str:
+    lines = [f"{len(invalid)} invalid prompt(s), not sent:"]
+    lines.extend(f"  - {item.describe()}" for item in invalid)
+    return "\n".join(lines)
+
+
+@dataclass
+class PreparedPrompts:
+    """The outcome of validation: requests to consider sending, and the rejected prompts."""
+
+    model: str
+    requests: list[PreparedRequest] = field(default_factory=list)
+    invalid: list[InvalidPrompt] = field(default_factory=list)
+    # Prompts without custom_id whose request is identical to an earlier one: same id, one row.
+    duplicates_merged: int = 0
+
+
+def generated_custom_id(content_hash: str) -> str:
+    return GENERATED_ID_PREFIX + content_hash[:GENERATED_ID_HEX]
+
+
+def request_hash(custom_id: str, content_hash: str) -> str:
+    return hashlib.sha256(f"{custom_id}\n{content_hash}".encode()).hexdigest()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_options(
+    prompt: Mapping[str, Any], max_tokens: int, system: str | None, temperature: float | None
+) -> tuple[list[str], int, str | None, float | None]:
+    """Per-prompt overrides on top of the call's defaults; returns (problems, max_tokens, system, temp)."""
+    problems: list[str] = []
+    unknown = sorted(str(k) for k in prompt if k not in PROMPT_KEYS)
+    if unknown:
+        problems.append(f"unknown key(s) {unknown}; allowed: {sorted(PROMPT_KEYS)}")
+    if "max_tokens" in prompt:
+        max_tokens = prompt["max_tokens"]
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        problems.append(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+    if "system" in prompt:
+        system = prompt["system"]
+    if system is not None and not isinstance(system, str):
+        problems.append(f"system must be a string, got {type(system).__name__}")
+    if "temperature" in prompt:
+        temperature = prompt["temperature"]
+    if temperature is not None and not (_number(temperature) and 0.0 <= temperature <= 1.0):
+        problems.append(f"temperature must be a number in [0, 1], got {temperature!r}")
+    return problems, max_tokens, system, temperature
+
+
+def prepare_prompts(
+    prompts: Sequence[Mapping[str, Any] | str],
+    model: str,
+    max_tokens: int,
+    system_prompt: str | None,
+    temperature: float | None,
+    max_bytes_per_batch: int,
+) -> PreparedPrompts:
+    """Validate every prompt and build its request; O(n), one JSON serialization per request."""
+    out = PreparedPrompts(model=model)
+    byte_limit = max_bytes_per_batch - BATCH_ENVELOPE_BYTES
+    by_id: dict[str, int] = {}  # custom_id -> index into out.requests
+    explicit_ids: dict[str, list[int]] = {}  # user-given custom_id -> prompt indices
+    pending_invalid: list[InvalidPrompt] = []
+    for index, prompt in enumerate(prompts):
+        if isinstance(prompt, str):
+            prompt = {"text": prompt}
+        if not isinstance(prompt, Mapping):
+            pending_invalid.append(
+                InvalidPrompt(
+                    index, _fallback_id(prompt), f"must be a str or a mapping, not {type(prompt).__name__}"
+                )
+            )
+            continue
+        problems, p_max, p_system, p_temp = _check_options(prompt, max_tokens, system_prompt, temperature)
+        text = prompt.get("text")
+        if not isinstance(text, str):
+            problems.append(f"text must be a string, got {type(text).__name__}")
+        elif not text.strip():
+            problems.append("text is empty or whitespace")
+        given_id = prompt.get("custom_id")
+        if given_id is not None and not (isinstance(given_id, str) and CUSTOM_ID_PATTERN.match(given_id)):
+            problems.append(f"custom_id must match {CUSTOM_ID_PATTERN.pattern}, got {given_id!r}")
+        if isinstance(given_id, str):
+            explicit_ids.setdefault(given_id, []).append(index)
+        if problems:
+            cid = given_id if isinstance(given_id, str) else _fallback_id(prompt)
+            pending_invalid.append(
+                InvalidPrompt(index, cid, "; ".join(problems), text if isinstance(text, str) else None)
+            )
+            continue
+        params: dict[str, Any] = {
+            "model": model,
+            "max_tokens": p_max,
+            "messages": [{"role": "user", "content": text}],
+        }
+        if p_system:
+            params["system"] = p_system
+        if p_temp is not None:
+            params["temperature"] = p_temp
+        content_hash = stable_hash(params)
+        custom_id = given_id if given_id is not None else generated_custom_id(content_hash)
+        if given_id is None and custom_id in by_id:
+            out.duplicates_merged += 1  # the very same request again: one request, one row
+            continue
+        if given_id is not None and len(explicit_ids[custom_id]) > 1:
+            continue  # a duplicate id: resolved below, after every prompt has been seen
+        body = orjson.dumps({"custom_id": custom_id, "params": params})
+        if len(body) > byte_limit:
+            pending_invalid.append(
+                InvalidPrompt(
+                    index, custom_id, f"request is {len(body)} bytes, over the batch limit {byte_limit}", text
+                )
+            )
+            continue
+        by_id[custom_id] = len(out.requests)
+        assert isinstance(text, str)
+        out.requests.append(
+            PreparedRequest(index, custom_id, request_hash(custom_id, content_hash), text, p_max, body)
+        )
+    duplicated = {cid: idx for cid, idx in explicit_ids.items() if len(idx) > 1}
+    if duplicated:
+        # Every occurrence is rejected (which of two prompts "doc_1" means is the caller's call, not
+        # ours), and the id gets exactly one row, so the destination's primary key stays unique.
+        out.requests = [req for req in out.requests if req.custom_id not in duplicated]
+        pending_invalid = [item for item in pending_invalid if item.custom_id not in duplicated]
+        for cid, indices in duplicated.items():
+            first = prompts[indices[0]]
+            text = first.get("text") if isinstance(first, Mapping) else None
+            where = ", ".join(f"#{i}" for i in indices)
+            pending_invalid.append(
+                InvalidPrompt(
+                    indices[0],
+                    cid,
+                    f"duplicate custom_id (prompts {where})",
+                    text if isinstance(text, str) else None,
+                )
+            )
+    out.invalid = sorted(pending_invalid, key=lambda item: item.index)
+    return out
+
+
+def _fallback_id(prompt: Any) -> str:
+    """An id for a rejected prompt that has no usable custom_id: deterministic, so re-runs merge."""
+    digest = hashlib.sha256(repr(prompt).encode("utf-8", "replace")).hexdigest()
+    return "invalid_" + digest[:GENERATED_ID_HEX]

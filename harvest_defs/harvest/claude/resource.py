@@ -1,0 +1,157 @@
+"""``claude_message_batches``: the seed guide's dlt resource, blocking (submit -> wait -> collect).
+
+Usable exactly as the guide's Quick Start shows. What it adds over the guide's implementation:
+- validation up front (``strict=True`` raises one :class:`InvalidPromptsError` before any HTTP; otherwise
+  bad prompts become ``success=false`` rows with ``error_type="invalid_request"``);
+- the ledger: a re-run (or a restart after SIGKILL) resumes the batches it already paid for;
+- the cache: requests whose ``request_hash`` already has a successful row in the destination table are
+  neither sent nor re-yielded (``merge`` on ``custom_id`` keeps the old row); requests that succeeded in
+  the ledger but never reached the destination (a crash between collect and load) are re-yielded from
+  the raw results on disk, never re-bought;
+- Arrow tables with one fixed schema (see ``results.CLAUDE_MESSAGES_SCHEMA``).
+
+The ledger and raw results default to ``<pipelines_dir>/<pipeline_name>.harvest/`` (next to dlt's working
+folder, not inside it: dropping dlt's local state must not forget what was paid for), or ``./.harvest``
+when no pipeline is active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harvest_defs.harvest.claude import settings
+from harvest_defs.harvest.claude.harvester import ClaudeBatchHarvester
+from harvest_defs.harvest.claude.prompts import InvalidPromptsError, prepare_prompts
+from harvest_defs.harvest.claude.results import invalid_rows
+from harvest_defs.harvest.ledger import COLLECTED, ENDED
+
+TABLE_NAME = "claude_messages"
+
+
+def claude_message_batches(
+    prompts: Sequence[Mapping[str, Any] | str],
+    model: str,
+    max_tokens: int = settings.DEFAULT_MAX_TOKENS,
+    system_prompt: str | None = None,
+    temperature: float | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    *,
+    ledger_path: str | Path | None = None,
+    raw_dir: str | Path | None = None,
+    poll_interval: float = settings.DEFAULT_POLL_INTERVAL,
+    max_requests_per_batch: int = settings.MAX_REQUESTS_PER_BATCH,
+    max_bytes_per_batch: int = settings.MAX_BYTES_PER_BATCH,
+    strict: bool = False,
+) -> Any:
+    """A ``claude_messages`` resource (merge on ``custom_id``) yielding Arrow tables of batch results.
+
+    Prompts are strings or mappings with ``text`` and optional ``custom_id``, ``system``, ``max_tokens``,
+    ``temperature`` (per-prompt overrides of the arguments). Blocks while batches process, polling every
+    ``poll_interval`` seconds and logging progress; use :class:`ClaudeBatchHarvester` to avoid blocking.
+    """
+    prepared = prepare_prompts(prompts, model, max_tokens, system_prompt, temperature, max_bytes_per_batch)
+    if strict and prepared.invalid:
+        raise InvalidPromptsError(prepared.invalid)
+    holder: dict[str, Any] = {}
+
+    def claude_messages() -> Iterator[pa.Table]:
+        from dlt.common import logger
+
+        home = _harvest_home()
+        harvester = ClaudeBatchHarvester(
+            api_key,
+            base_url,
+            ledger_path=ledger_path or home / "ledger.sqlite",
+            raw_dir=raw_dir or home / "raw",
+            max_requests_per_batch=max_requests_per_batch,
+            max_bytes_per_batch=max_bytes_per_batch,
+            poll_interval=poll_interval,
+            log=logger.info,
+        )
+        if prepared.invalid:
+            from harvest_defs.harvest.claude.prompts import invalid_prompts_message
+
+            logger.warning(invalid_prompts_message(prepared.invalid))
+            yield invalid_rows(prepared.invalid, model)
+        if not prepared.requests:
+            return
+        loaded = _loaded_successes(_table_name(holder.get("resource")))
+        report = harvester.submit_prepared(prepared, system_prompt=system_prompt)
+        sent_now = set(report.new_batch_ids)
+        needed = {r.request_hash for r in prepared.requests} - loaded
+        # Rows that succeeded (ledger) but are missing from the destination: re-yield from disk.
+        missing = needed - _hashes_in_new_batches(harvester, sent_now)
+        old = harvester.open_batches_for(missing, include_collected=True) if missing else []
+        to_collect = list(dict.fromkeys([*report.batch_ids, *old]))
+        waiting = [b for b in to_collect if _needs_poll(harvester, b)]
+        harvester.wait(waiting)
+        wanted = pa.array(sorted(needed), type=pa.string())
+        for batch_id in to_collect:
+            for table in harvester.collect(batch_id):
+                rows = (
+                    table if batch_id in sent_now else table.filter(pc.is_in(table["request_hash"], wanted))
+                )
+                if rows.num_rows:
+                    yield rows
+            # Best effort: the destination stays the truth, so a crash before the load only means the
+            # next run re-yields these rows from the raw file (free), it never re-buys them.
+            harvester.mark_collected(batch_id)
+
+    resource = dlt.resource(
+        claude_messages, name=TABLE_NAME, write_disposition="merge", primary_key="custom_id"
+    )
+    holder["resource"] = resource
+    return resource
+
+
+def _harvest_home() -> Path:
+    """``<pipelines_dir>/<name>.harvest`` for the active pipeline, else ``./.harvest``."""
+    try:
+        pipeline = dlt.current.pipeline()
+    except Exception:
+        return Path(".harvest")
+    working = Path(pipeline.working_dir)
+    return working.parent / f"{working.name}.harvest"
+
+
+def _table_name(resource: Any) -> str:
+    name = getattr(resource, "table_name", None)
+    return name if isinstance(name, str) and name else TABLE_NAME
+
+
+def _loaded_successes(table: str) -> set[str]:
+    """request_hash of successful rows already in the destination ("use your loaded data as the state")."""
+    try:
+        pipeline = dlt.current.pipeline()
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
+            rows = client.execute_sql(
+                f"SELECT request_hash FROM {qualified} WHERE success AND request_hash IS NOT NULL"
+            )
+    except Exception:  # no pipeline, no destination yet, or no table yet: nothing is loaded
+        return set()
+    return {row[0] for row in rows or ()}
+
+
+def _hashes_in_new_batches(harvester: ClaudeBatchHarvester, batch_ids: set[str]) -> set[str]:
+    from harvest_defs.harvest.claude.results import read_manifest
+
+    hashes: set[str] = set()
+    for batch_id in batch_ids:
+        row = harvester.ledger.get(batch_id)
+        if row is not None and row.meta.get("manifest"):
+            manifest = read_manifest(Path(row.meta["manifest"]), ["request_hash"])
+            hashes.update(manifest.column("request_hash").to_pylist())
+    return hashes
+
+
+def _needs_poll(harvester: ClaudeBatchHarvester, batch_id: str) -> bool:
+    row = harvester.ledger.get(batch_id)
+    return row is None or row.status not in (ENDED, COLLECTED)

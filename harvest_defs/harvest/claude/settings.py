@@ -1,0 +1,39 @@
+"""Defaults and documented limits of the Message Batches API, in one place.
+
+Why constants and not magic numbers in the code: tests lower the limits (the emulator accepts the same
+knobs), the benchmark checks the real ones, and a limit that changes upstream is a one-line edit here.
+"""
+
+from __future__ import annotations
+
+import re
+
+PROVIDER = "claude"
+MB = 1024 * 1024
+
+# https://docs.claude.com/en/docs/build-with-claude/batch-processing: 100,000 requests or 256 MB per batch.
+MAX_REQUESTS_PER_BATCH = 100_000
+MAX_BYTES_PER_BATCH = 256 * MB
+# Room left in each batch for the JSON envelope ({"requests":[...]}) around the requests we count.
+BATCH_ENVELOPE_BYTES = 64
+
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_POLL_INTERVAL = 60.0
+# SDK retries (429/5xx, honouring retry-after) for create/retrieve; results downloads get their own.
+SDK_MAX_RETRIES = 5
+DOWNLOAD_ATTEMPTS = 5
+
+# The API's custom_id rule (a request whose id does not match is rejected at create).
+CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Keys a prompt mapping may carry: the seed guide's text/custom_id/max_tokens plus per-prompt overrides.
+PROMPT_KEYS = frozenset({"text", "custom_id", "system", "max_tokens", "temperature"})
+
+# Arrow tables handed to dlt hold about this many rows (dlt's arrow fast path likes 5k-10k).
+ARROW_CHUNK_ROWS = 10_000
+
+# Prefix and length of generated custom_ids ("req_" + 24 hex of the request's content hash).
+GENERATED_ID_PREFIX = "req_"
+GENERATED_ID_HEX = 24
+
+# Token estimate before the API counts them (the emulator and Anthropic's guidance: ~4 chars per token).
+CHARS_PER_TOKEN = 4
