@@ -16,7 +16,7 @@ import string
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +25,10 @@ from typing import IO, Any
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from harvest_defs.emulator.anthropic_batch_store import FAULT_PREFIX, quiet_injected_faults
 from harvest_defs.emulator.errors import voyage_error
 from harvest_defs.emulator.state import EmulatorState
 
@@ -148,6 +149,19 @@ class FileStore:
         return True
 
 
+def cut_stream(path: Path) -> Iterator[bytes]:
+    """The first half of a results file, then an aborted connection (``results_truncate_rate``).
+
+    The abort is an exception after the partial body, so the client sees a dropped download mid-line, as
+    from a real network cut, never a clean but short file.
+    """
+    quiet_injected_faults()
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        yield fh.read(max(1, size // 2))
+    raise ConnectionAbortedError(f"{FAULT_PREFIX}: Voyage results download cut mid-stream")
+
+
 def _now() -> float:
     return datetime.now(UTC).timestamp()
 
@@ -243,6 +257,11 @@ def file_routes(state: EmulatorState, store: FileStore) -> list[BaseRoute]:
         found = await lookup(request)
         if isinstance(found, Response):
             return found
+        if found.purpose != "batch":
+            state.count("voyage_results_downloads")
+            if state.chance(state.config.results_truncate_rate):
+                state.count("voyage_results_truncated")
+                return StreamingResponse(cut_stream(found.path), media_type="application/jsonl")
         return FileResponse(found.path, media_type="application/jsonl", filename=found.filename)
 
     async def delete(request: Request) -> Response:

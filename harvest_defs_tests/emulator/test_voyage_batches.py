@@ -294,3 +294,35 @@ def test_twenty_thousand_inputs(oa: openai.OpenAI, emulator: EmulatorServer) -> 
     last = out[-1]["response"]["body"]["data"][-1]["embedding"]
     assert np.array_equal(np.asarray(last, dtype=np.float32), embed_text("text 1999 part 9", 256))
     assert emulator.stats()["voyage_batch_inputs"] == 20_000
+
+
+def test_results_download_cut_mid_stream(oa: openai.OpenAI, emulator: EmulatorServer) -> None:
+    requests = [(f"r{i}", [f"text number {i}"]) for i in range(20)]
+    batch = wait(oa, create(oa, upload(oa, requests)).id, {"completed"})
+    full = oa.files.content(batch.output_file_id).content
+    emulator.configure(results_truncate_rate=1.0)
+    with pytest.raises(openai.APIConnectionError):
+        oa.files.content(batch.output_file_id).read()
+    emulator.configure(results_truncate_rate=0.0)
+    assert oa.files.content(batch.output_file_id).content == full  # a retry gets the whole file
+    stats = emulator.stats()
+    assert stats["voyage_results_truncated"] == 1
+    assert stats["voyage_results_downloads"] == 3
+
+
+def test_fault_injection_on_batch_endpoints(oa: openai.OpenAI, emulator: EmulatorServer) -> None:
+    file_id = upload(oa, [("a", ["alpha"])])
+    emulator.configure(fault_rate_500=1.0, fault_paths=["POST /v1/batches"])
+    with pytest.raises(openai.InternalServerError):
+        create(oa, file_id)
+    assert emulator.stats().get("voyage_batches_created", 0) == 0
+    assert oa.files.retrieve(file_id).id == file_id  # other paths unaffected
+    emulator.configure(fault_rate_500=0.0, fault_rate_529=1.0)
+    with pytest.raises(openai.InternalServerError) as info:
+        create(oa, file_id)
+    assert info.value.status_code == 503
+    emulator.configure(fault_rate_529=0.0, voyage_rpm=1)
+    create(oa, file_id)
+    with pytest.raises(openai.RateLimitError):
+        create(oa, file_id)
+    assert emulator.stats()["voyage_batches_created"] == 1
