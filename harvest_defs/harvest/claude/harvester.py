@@ -403,9 +403,7 @@ class ClaudeBatchHarvester:
             self.ledger.record_outcomes(PROVIDER, parsed.outcomes)
             yield parsed.table
         if unknown:
-            self.log(
-                f"claude batch {batch_id}: {len(unknown)} results with unknown custom_id: {unknown[:3]}"
-            )
+            self.log(f"claude batch {batch_id}: {len(unknown)} results with unknown custom_id: {unknown[:3]}")
 
     def mark_collected(self, batch_id: str) -> None:
         self.ledger.mark_collected(batch_id)

@@ -108,14 +108,13 @@ def download_results(
     if raw_path.exists():
         return raw_path
     import anthropic as sdk
-    import httpx
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
     raw_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = raw_path.with_name(f"{raw_path.name}.{os.getpid()}.part")
 
     @retry(
-        retry=retry_if_exception_type((IncompleteResultsError, httpx.TransportError, sdk.APIConnectionError)),
+        retry=retry_if_exception_type((IncompleteResultsError, *_transport_errors(), sdk.APIConnectionError)),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=10),
         reraise=True,
@@ -142,6 +141,18 @@ def download_results(
         raise
     os.replace(tmp, raw_path)
     return raw_path
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Body-stream errors of the HTTP library the SDK uses (anthropic 2.13 ships ``httpx2``)."""
+    errors: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        errors.append(module.TransportError)
+    return tuple(errors)
 
 
 def complete_lines(path: Path) -> int:
