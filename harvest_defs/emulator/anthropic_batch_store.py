@@ -22,9 +22,10 @@ import threading
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _quote  # C-accelerated, same as ensure_ascii=False
 from typing import Any
 
-from harvest_defs.emulator.anthropic_wire import derived_id, message_body, rfc3339
+from harvest_defs.emulator.anthropic_wire import rfc3339
 from harvest_defs.emulator.config import EmulatorConfig
 from harvest_defs.emulator.state import EmulatorState
 
@@ -175,18 +176,22 @@ def batch_json(batch: StoredBatch, base_url: str, now: float, config: EmulatorCo
     }
 
 
-def _result(batch: StoredBatch, i: int, code: int) -> dict[str, Any]:
-    if code == SUCCEEDED:
-        message = message_body(
-            derived_id("msg", batch.id, batch.custom_ids[i]),
-            batch.models[i],
-            batch.texts[i],
-            "max_tokens" if batch.max_tokens_stop[i] else "end_turn",
-            batch.input_tokens[i],
-            batch.output_tokens[i],
-            "batch",
-        )
-        return {"type": "succeeded", "message": message}
+# A succeeded line is formatted from a template: json.dumps of a nested dict per line was the download's
+# bottleneck (~60k lines/s); this is several times faster and yields the same JSON (a test compares them).
+_SUCCEEDED_LINE = (
+    '{"custom_id":%s,"result":{"type":"succeeded","message":{"id":"%s","type":"message",'
+    '"role":"assistant","model":%s,"content":[{"type":"text","text":%s}],"stop_reason":"%s",'
+    '"stop_sequence":null,"usage":{"input_tokens":%d,"output_tokens":%d,"cache_creation_input_tokens":0,'
+    '"cache_read_input_tokens":0,"service_tier":"batch"}}}}\n'
+)
+
+
+def message_id(batch: StoredBatch, i: int) -> str:
+    """Stable per (batch, request): the same ids on every download, unique across batches."""
+    return f"msg_01{batch.id[-12:]}{i:010d}"
+
+
+def _other_result(batch: StoredBatch, i: int, code: int) -> dict[str, Any]:
     if code in (ERRORED, INJECTED_ERROR):
         error_type, message_text = batch.invalid.get(i, ("api_error", INJECTED_ERROR_MESSAGE))
         return {
@@ -196,10 +201,22 @@ def _result(batch: StoredBatch, i: int, code: int) -> dict[str, Any]:
     return {"type": OUTCOME_TYPES[code]}
 
 
-def result_line(batch: StoredBatch, i: int) -> bytes:
+def result_line(batch: StoredBatch, i: int) -> str:
+    """One JSONL line (with its newline) of an ended batch."""
     assert batch.outcomes is not None, "results exist only once the batch has ended"
-    line = {"custom_id": batch.custom_ids[i], "result": _result(batch, i, batch.outcomes[i])}
-    return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    code = batch.outcomes[i]
+    if code == SUCCEEDED:
+        return _SUCCEEDED_LINE % (
+            _quote(batch.custom_ids[i]),
+            message_id(batch, i),
+            _quote(batch.models[i]),
+            _quote(batch.texts[i]),
+            "max_tokens" if batch.max_tokens_stop[i] else "end_turn",
+            batch.input_tokens[i],
+            batch.output_tokens[i],
+        )
+    line = {"custom_id": batch.custom_ids[i], "result": _other_result(batch, i, code)}
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def iter_results(batch: StoredBatch, cut_at_line: int | None = None) -> Iterator[bytes]:
@@ -208,19 +225,15 @@ def iter_results(batch: StoredBatch, cut_at_line: int | None = None) -> Iterator
     The cut is raised as an error after the partial line is sent, so the server aborts the connection
     mid-body: the client sees a dropped download (as from a real network cut), not a clean end.
     """
-    chunk: list[bytes] = []
-    for i in range(batch.size):
-        line = result_line(batch, i)
-        if cut_at_line is not None and i == cut_at_line:
-            chunk.append(line[: max(1, len(line) // 2)])
-            yield b"".join(chunk)
+    n = batch.size
+    for start in range(0, n, _LINES_PER_CHUNK):
+        stop = min(n, start + _LINES_PER_CHUNK)
+        if cut_at_line is not None and start <= cut_at_line < stop:
+            head = "".join(result_line(batch, i) for i in range(start, cut_at_line)).encode("utf-8")
+            line = result_line(batch, cut_at_line).encode("utf-8")
+            yield head + line[: max(1, len(line) // 2)]
             raise ConnectionAbortedError(f"{FAULT_PREFIX}: results stream cut mid-line")
-        chunk.append(line)
-        if len(chunk) >= _LINES_PER_CHUNK:
-            yield b"".join(chunk)
-            chunk = []
-    if chunk:
-        yield b"".join(chunk)
+        yield "".join([result_line(batch, i) for i in range(start, stop)]).encode("utf-8")
 
 
 class BatchStore:

@@ -39,6 +39,7 @@ ALLOWED_KEYS = frozenset(
     }
 )
 _ROLES = frozenset({"user", "assistant"})
+_REQUIRED = ("model", "max_tokens", "messages")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +94,34 @@ def _text_of(content: Any, where: str) -> str | ParamsError:
     return "\n".join(parts)
 
 
+def _optional_error(params: dict[str, Any]) -> ParamsError | None:
+    temperature = params.get("temperature")
+    if temperature is not None:
+        if not _is_number(temperature):
+            return _schema("temperature: Input should be a valid number")
+        if not 0 <= temperature <= 1:
+            return _schema("temperature: Input should be between 0 and 1")
+    top_p = params.get("top_p")
+    if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
+        return _schema("top_p: Input should be a number between 0 and 1")
+    top_k = params.get("top_k")
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+        return _schema("top_k: Input should be a non-negative integer")
+    stops = params.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        return _schema("stop_sequences: Input should be a list of strings")
+    if not isinstance(params.get("stream", False), bool):
+        return _schema("stream: Input should be a valid boolean")
+    return None
+
+
 def parse_params(params: Any) -> MessageParams | ParamsError:
     """Validate a Messages request body; schema errors first, then model-dependent ones."""
     if not isinstance(params, dict):
         return _schema("body: Input should be a valid object")
-    for key in params:
-        if key not in ALLOWED_KEYS:
-            return _schema(f"{key}: Extra inputs are not permitted")
+    if not ALLOWED_KEYS.issuperset(params):
+        extra = next(key for key in params if key not in ALLOWED_KEYS)
+        return _schema(f"{extra}: Extra inputs are not permitted")
     model = params.get("model")
     if model is None:
         return _schema("model: Field required")
@@ -137,31 +159,18 @@ def parse_params(params: Any) -> MessageParams | ParamsError:
         if role == "user":
             prompt = text
 
-    system = params.get("system")
-    if system is not None:
-        system_text = _text_of(system, "system") if system != "" else ""
-        if isinstance(system_text, ParamsError):
-            return system_text
-        texts.append(system_text)
-
-    temperature = params.get("temperature")
-    if temperature is not None:
-        if not _is_number(temperature):
-            return _schema("temperature: Input should be a valid number")
-        if not 0 <= temperature <= 1:
-            return _schema("temperature: Input should be between 0 and 1")
-    top_p = params.get("top_p")
-    if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
-        return _schema("top_p: Input should be a number between 0 and 1")
-    top_k = params.get("top_k")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
-        return _schema("top_k: Input should be a non-negative integer")
-    stops = params.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
-        return _schema("stop_sequences: Input should be a list of strings")
-    stream = params.get("stream", False)
-    if not isinstance(stream, bool):
-        return _schema("stream: Input should be a valid boolean")
+    stream = False
+    if len(params) > len(_REQUIRED):  # optional fields present (most batch requests have none)
+        system = params.get("system")
+        if system is not None:
+            system_text = _text_of(system, "system") if system != "" else ""
+            if isinstance(system_text, ParamsError):
+                return system_text
+            texts.append(system_text)
+        problem = _optional_error(params)
+        if problem is not None:
+            return problem
+        stream = params.get("stream") is True
 
     known = canonical_model(model)
     if known is None:

@@ -6,7 +6,6 @@ shape (the SDK validates it strictly in tests).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -31,12 +30,6 @@ def _base62(data: bytes, length: int = _ID_CHARS) -> str:
 def new_id(prefix: str) -> str:
     """``msg_01…`` / ``msgbatch_01…``: the real APIs' shape (prefix, ``01``, 22 base62 characters)."""
     return f"{prefix}_01{_base62(os.urandom(17))}"
-
-
-def derived_id(prefix: str, *parts: str) -> str:
-    """A stable id from its inputs, so a batch's results carry the same message ids on every download."""
-    digest = hashlib.blake2b("\x00".join(parts).encode("utf-8"), digest_size=17).digest()
-    return f"{prefix}_01{_base62(digest)}"
 
 
 def rfc3339(epoch_seconds: float | None) -> str | None:

@@ -122,7 +122,8 @@ def summarize(prompt: str, max_tokens: int, max_sentences: int = 3) -> tuple[str
     if not document:
         return "", "end_turn"
     out: list[str] = []
-    for sentence in _SENTENCE_END.split(document):
+    # Only the leading sentences are used: maxsplit keeps a long document from being split whole.
+    for sentence in _SENTENCE_END.split(document, maxsplit=max_sentences):
         candidate = " ".join([*out, sentence])
         if count_tokens(candidate) > max_tokens:
             if not out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from harvest_defs.emulator import EmulatorServer
+from harvest_defs.emulator.anthropic_wire import message_body
 from harvest_defs.emulator.content import count_tokens, summarize
 
 MODEL = "claude-haiku-4-5"
@@ -363,3 +365,34 @@ def test_two_thousand_request_round_trip_bills_once(emulator: EmulatorServer) ->
     assert stats["anthropic_input_tokens"] == sum(count_tokens(prompt(i)) for i in range(n))
     assert stats["anthropic_output_tokens"] == sum(r.message.usage.output_tokens for r in results.values())
     assert stats["anthropic_results_downloads"] == 2
+
+
+def test_raw_result_lines_match_the_message_shape(emulator: EmulatorServer) -> None:
+    """The templated JSONL line is the same JSON as the real-time Message body (plus batch tier)."""
+    api = client(emulator)
+    tricky = 'Quotes " and \\ backslashes, unicode é 日本, tab\there. Second.'
+    batch = api.messages.batches.create(
+        requests=[
+            {
+                "custom_id": "t",
+                "params": {
+                    "model": MODEL,
+                    "max_tokens": 50,
+                    "messages": [{"role": "user", "content": tricky}],
+                },
+            }
+        ]
+    )
+    url = api.messages.batches.retrieve(batch.id).results_url
+    assert url is not None
+    raw = httpx.get(url, headers={"x-api-key": "k"})
+    assert raw.status_code == 200 and raw.headers["request-id"].startswith("req_")
+    assert raw.content.endswith(b"\n") and raw.content.count(b"\n") == 1
+    line = json.loads(raw.content)
+    text, stop = summarize(tricky, 50)
+    message = line["result"]["message"]
+    assert line == {"custom_id": "t", "result": {"type": "succeeded", "message": message}}
+    assert message == message_body(
+        message["id"], MODEL, text, stop, count_tokens(tricky), count_tokens(text), "batch"
+    )
+    assert message["id"].startswith("msg_01")

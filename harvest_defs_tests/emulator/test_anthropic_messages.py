@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.emulator.content import count_tokens, summarize
@@ -194,3 +197,28 @@ def test_too_large_body_is_413(emulator: EmulatorServer) -> None:
         client(emulator).messages.create(model=MODEL, max_tokens=10, messages=user("z" * 2000))
     assert info.value.status_code == 413
     assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Alpha.", "beta", "gamma!", "delta?", " ", "\n", "x" * 30, "e.g."]), max_size=40
+    ),
+    st.integers(min_value=1, max_value=40),
+)
+def test_answer_is_the_leading_sentences_within_max_tokens(pieces: list[str], max_tokens: int) -> None:
+    """summarize() (the emulator's answer) equals splitting the whole document and taking its lead."""
+    document = " ".join(" ".join(pieces).split())
+    text, stop = summarize(document, max_tokens)
+    out: list[str] = []
+    expected: tuple[str, str] | None = None
+    for sentence in re.split(r"(?<=[.!?])\s+", document) if document else []:
+        if count_tokens(" ".join([*out, sentence])) > max_tokens:
+            if not out:
+                expected = (document[: max_tokens * 4], "max_tokens")
+            break
+        out.append(sentence)
+        if len(out) >= 3:
+            break
+    assert (text, stop) == (expected or (" ".join(out), "end_turn"))
+    assert count_tokens(text) <= max_tokens
