@@ -55,8 +55,6 @@ if TYPE_CHECKING:
     import anthropic
 
 PROVIDER = settings.PROVIDER
-# A slot reserved by another process this recently may still be getting its batch id: wait for it.
-_RACE_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +116,10 @@ def estimate_tokens(requests: Iterable[PreparedRequest], system_chars: int = 0) 
 
 class ClaudeBatchHarvester:
     """Submit, poll and collect Message Batches, sharing one ledger with every other process."""
+
+    # A slot another process reserved this recently may still be getting its batch id: wait for it
+    # before looking for an orphaned batch on the server.
+    race_wait_seconds: float = 30.0
 
     def __init__(
         self,
@@ -296,7 +298,7 @@ class ClaudeBatchHarvester:
         Wait briefly for a racing creator to record its id; then look for a batch created since the slot
         was reserved with the same request count that no ledger row claims, and adopt it.
         """
-        deadline = row.created_at + _RACE_WAIT_SECONDS
+        deadline = row.created_at + self.race_wait_seconds
         while time.time() < deadline:
             current = self.ledger.find(PROVIDER, row.request_set_hash, row.chunk_index)
             if current is not None and current.batch_id:
