@@ -164,3 +164,13 @@ def test_server_errors_and_dropped_connections_are_retried(tmp_path: Path, emula
     stats = emulator.stats()
     assert stats.get("faults_500", 0) + stats.get("faults_drop", 0) > 0
     assert _query(tmp_path, "SELECT count(DISTINCT embedding_id) FROM harvest.voyage_embeddings") == [(200,)]
+
+
+def test_a_wrong_key_stops_the_run_loudly(tmp_path: Path, emulator: EmulatorServer) -> None:
+    emulator.configure(valid_api_keys=[KEY])
+    with pytest.raises(Exception, match="API key is invalid") as info:
+        _pipeline(tmp_path).run(
+            voyage_embeddings_batch(_texts(5), api_key="pa-wrong-key", base_url=emulator.voyage_base_url)
+        )
+    assert "pa-wrong-key" not in str(info.value)  # the key never appears in the error
+    assert emulator.stats()["voyage_401s"] == 1  # not retried, not one error per text

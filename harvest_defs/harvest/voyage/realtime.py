@@ -222,6 +222,8 @@ class RealtimeEmbedder:
 
         try:
             table = await self._call_with_retries(request)
+        except error.AuthenticationError:
+            raise  # a wrong key fails every request: stop the run loudly instead of reporting each text
         except error.InvalidRequestError as exc:
             if len(request) > 1:  # e.g. more tokens than estimated: halve and try again
                 self.report.splits += 1
