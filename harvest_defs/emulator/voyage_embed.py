@@ -3,7 +3,8 @@
 Shared by ``POST /v1/embeddings`` and the Batch API's output writer, so a text embedded in real time and
 the same text embedded in a batch get bit-identical vectors and the same validation messages. Vectors
 come from :func:`content.embed_text` whatever the ``input_type``: deterministic per text, as the RAG tests
-assume.
+assume. Voyage prepends a retrieval prompt to ``query``/``document`` inputs server-side, but the contract
+does not say it is billed, so token counts are those of the text alone.
 """
 
 from __future__ import annotations

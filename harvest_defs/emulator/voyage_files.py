@@ -45,7 +45,7 @@ def new_id(prefix: str) -> str:
 
 def rfc3339(epoch: float) -> str:
     """Voyage batch/file timestamps are strings like ``2025-12-01T19:18:23.455349+00:00``."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
 @dataclass
