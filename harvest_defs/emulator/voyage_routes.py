@@ -7,6 +7,7 @@ Files and Batch stores are cleared on emulator reset.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.requests import Request
@@ -52,7 +53,8 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
             prepared, tokens = prepare_texts(texts, params)
         except VoyageRequestError as exc:
             return voyage_error(400, str(exc))
-        response = embeddings_body(prepared, tokens, params)
+        # Up to 1000 vectors of numpy work: off the event loop, so polls and other clients are not stalled.
+        response = await asyncio.to_thread(embeddings_body, prepared, tokens, params)
         state.count("voyage_embed_calls")
         state.count("voyage_texts", len(prepared))
         state.count("voyage_tokens", tokens)
