@@ -113,11 +113,60 @@ def split_instruction(prompt: str) -> str:
     return prompt.strip()
 
 
+_QUESTION = re.compile(r"\n\s*Question:\s*(?P<q>.+?)\s*$", re.DOTALL)
+_SOURCE = re.compile(
+    r"\[source (?P<id>[^\]\s]+)\]\s*(?P<body>.*?)(?=\n\s*\[source |\n\s*Question:|\Z)", re.DOTALL
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in _STOPWORDS}
+
+
+def answer_question(prompt: str, max_tokens: int, max_sentences: int = 2) -> tuple[str, str] | None:
+    """Extractive answer to a RAG prompt (``[source id] ...`` blocks, then ``Question: ...``), or None.
+
+    Picks the source whose sentence shares the most content words with the question (ties: earlier
+    source), then its best sentences in document order, cited with the ``[source id]`` tag the prompt asks
+    for.
+    Lexical, deterministic, and good enough to tell a right retrieval from a wrong one in tests.
+    """
+    found = _QUESTION.search(prompt)
+    if not found:
+        return None
+    question = _content_words(found.group("q"))
+    scored: list[tuple[int, int, int, str, str]] = []
+    for rank, source in enumerate(_SOURCE.finditer(prompt[: found.start()])):
+        body = " ".join(source.group("body").split())
+        for position, sentence in enumerate(_SENTENCE_END.split(body)):
+            overlap = len(question & _content_words(sentence))
+            if overlap:
+                scored.append((-overlap, rank, position, source.group("id"), sentence))
+    if not scored:
+        return "The sources do not answer this question.", "end_turn"
+    scored.sort()
+    best_source = scored[0][3]  # answer from the best-matching source only, as a careful model would
+    chosen = sorted((s for s in scored if s[3] == best_source), key=lambda s: (s[0], s[2]))[:max_sentences]
+    out: list[str] = []
+    for _, _, _, source_id, sentence in sorted(chosen, key=lambda s: s[2]):
+        candidate = " ".join([*out, f"[source {source_id}] {sentence}"])
+        if count_tokens(candidate) > max_tokens:
+            if not out:
+                return candidate[: max_tokens * CHARS_PER_TOKEN], "max_tokens"
+            break
+        out.append(f"[source {source_id}] {sentence}")
+    return " ".join(out), "end_turn"
+
+
 def summarize(prompt: str, max_tokens: int, max_sentences: int = 3) -> tuple[str, str]:
     """Extractive summary: the document's leading sentences within ``max_tokens``.
 
+    A RAG prompt (sources + ``Question:``) gets an extractive, cited answer instead (``answer_question``).
     Returns ``(text, stop_reason)`` where stop_reason is ``end_turn`` or ``max_tokens`` (the text was cut).
     """
+    answered = answer_question(prompt, max_tokens) if "[source " in prompt else None
+    if answered is not None:
+        return answered
     document = " ".join(split_instruction(prompt).split())
     if not document:
         return "", "end_turn"
