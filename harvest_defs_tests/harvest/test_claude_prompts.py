@@ -8,8 +8,7 @@ import orjson
 import pytest
 
 from harvest_defs.harvest.claude import InvalidPromptsError, prepare_prompts, split_requests
-from harvest_defs.harvest.claude.prompts import generated_custom_id
-from harvest_defs.harvest.hashing import stable_hash
+from harvest_defs.harvest.claude.prompts import content_hash, generated_custom_id
 
 MODEL = "claude-haiku-4-5"
 
@@ -62,7 +61,7 @@ def test_every_bad_prompt_is_named_once_and_the_rest_is_kept() -> None:
 
 def generated_custom_id_for(text: str) -> str:
     params = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": text}]}
-    return generated_custom_id(stable_hash(params))
+    return generated_custom_id(content_hash(params))
 
 
 def test_generated_ids_are_deterministic_and_identical_prompts_merge() -> None:

@@ -12,6 +12,7 @@ from harvest_defs.harvest.claude.results import (
     complete_lines,
     invalid_rows,
     parse_results,
+    parse_results_lines,
     read_manifest,
     write_manifest,
 )
@@ -108,3 +109,45 @@ def test_invalid_rows_have_the_same_schema() -> None:
     assert table.schema == CLAUDE_MESSAGES_SCHEMA
     assert table.column("error_type").to_pylist() == ["invalid_request", "invalid_request"]
     assert table.column("success").to_pylist() == [False, False]
+
+
+def test_vectorized_and_per_line_parsers_agree(tmp_path: Path) -> None:
+    prepared = prepare_prompts(
+        [{"text": f"prompt {i}", "custom_id": f"c{i}"} for i in range(40)], MODEL, 50, None, None, 1 << 20
+    )
+    manifest_path = tmp_path / "m.parquet"
+    write_manifest(manifest_path, prepared.requests)
+    two_blocks = _message("a")
+    two_blocks["content"] = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    empty = _message("")
+    empty["content"] = []
+    kinds = [
+        {"type": "succeeded", "message": _message("ok")},
+        {
+            "type": "errored",
+            "error": {"type": "error", "error": {"type": "overloaded_error", "message": "m"}},
+        },
+        {"type": "expired"},
+        {"type": "canceled"},
+        {"type": "succeeded", "message": empty},
+        {"type": "mystery"},
+    ]
+    single = [{"custom_id": f"c{i}", "result": kinds[i % len(kinds)]} for i in range(39)]
+    single.append({"custom_id": "nobody", "result": kinds[0]})
+    ended = datetime(2026, 1, 2, tzinfo=UTC)
+    manifest = read_manifest(manifest_path)
+    for name, lines in (
+        ("single", single),
+        (
+            "multi",
+            [*single[:5], {"custom_id": "c39", "result": {"type": "succeeded", "message": two_blocks}}],
+        ),
+    ):
+        raw = tmp_path / f"{name}.jsonl"
+        raw.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+        fast = [c for c in parse_results(raw, manifest, "b", MODEL, ended, 7)]
+        exact = [c for c in parse_results_lines(raw, manifest, "b", MODEL, ended, 7)]
+        fast_rows = [r for c in fast for r in c.table.to_pylist()]
+        assert fast_rows == [r for c in exact for r in c.table.to_pylist()], name
+        assert [o for c in fast for o in c.outcomes] == [o for c in exact for o in c.outcomes]
+    assert fast_rows[-1]["response"] == "ab"

@@ -29,7 +29,6 @@ from harvest_defs.harvest.claude.settings import (
     GENERATED_ID_PREFIX,
     PROMPT_KEYS,
 )
-from harvest_defs.harvest.hashing import stable_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +79,16 @@ class PreparedPrompts:
     invalid: list[InvalidPrompt] = field(default_factory=list)
     # Prompts without custom_id whose request is identical to an earlier one: same id, one row.
     duplicates_merged: int = 0
+
+
+def content_hash(params: Mapping[str, Any]) -> str:
+    """sha256 of the params' canonical JSON (sorted keys, compact, UTF-8).
+
+    orjson instead of ``hashing.stable_hash`` (json.dumps): same canonical form for these str/int/float
+    params, ~10x faster, which matters at 250,000 requests; the hash is only ever compared with hashes
+    made here.
+    """
+    return hashlib.sha256(orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def generated_custom_id(content_hash: str) -> str:
@@ -167,8 +176,14 @@ def prepare_prompts(
             params["system"] = p_system
         if p_temp is not None:
             params["temperature"] = p_temp
-        content_hash = stable_hash(params)
-        custom_id = given_id if given_id is not None else generated_custom_id(content_hash)
+        try:
+            c_hash = content_hash(params)
+        except orjson.JSONEncodeError as exc:  # e.g. lone surrogates: not valid UTF-8, the API would refuse
+            pending_invalid.append(
+                InvalidPrompt(index, given_id or _fallback_id(prompt), f"not encodable: {exc}")
+            )
+            continue
+        custom_id = given_id if given_id is not None else generated_custom_id(c_hash)
         if given_id is None and custom_id in by_id:
             out.duplicates_merged += 1  # the very same request again: one request, one row
             continue
@@ -185,7 +200,7 @@ def prepare_prompts(
         by_id[custom_id] = len(out.requests)
         assert isinstance(text, str)
         out.requests.append(
-            PreparedRequest(index, custom_id, request_hash(custom_id, content_hash), text, p_max, body)
+            PreparedRequest(index, custom_id, request_hash(custom_id, c_hash), text, p_max, body)
         )
     duplicated = {cid: idx for cid, idx in explicit_ids.items() if len(idx) > 1}
     if duplicated:

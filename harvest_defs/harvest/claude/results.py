@@ -184,6 +184,55 @@ def _text(message: dict[str, Any]) -> str:
     return "".join(block.get("text") or "" for block in content if block.get("type") == "text")
 
 
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("custom_id", pa.string()),
+        (
+            "result",
+            pa.struct(
+                [
+                    ("type", pa.string()),
+                    (
+                        "message",
+                        pa.struct(
+                            [
+                                ("model", pa.string()),
+                                ("stop_reason", pa.string()),
+                                (
+                                    "content",
+                                    pa.list_(pa.struct([("type", pa.string()), ("text", pa.string())])),
+                                ),
+                                (
+                                    "usage",
+                                    pa.struct(
+                                        [
+                                            ("input_tokens", pa.int64()),
+                                            ("output_tokens", pa.int64()),
+                                            ("cache_creation_input_tokens", pa.int64()),
+                                            ("cache_read_input_tokens", pa.int64()),
+                                        ]
+                                    ),
+                                ),
+                            ]
+                        ),
+                    ),
+                    (
+                        "error",
+                        pa.struct(
+                            [
+                                ("type", pa.string()),
+                                ("message", pa.string()),
+                                ("error", pa.struct([("type", pa.string()), ("message", pa.string())])),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
+    ]
+)
+
+
 def parse_results(
     raw_path: Path,
     manifest: pa.Table,
@@ -193,7 +242,171 @@ def parse_results(
     chunk_rows: int = ARROW_CHUNK_ROWS,
     on_unknown: Callable[[str], None] | None = None,
 ) -> Iterator[ParsedChunk]:
-    """Rows of ``raw_path`` as Arrow tables of ``chunk_rows``; one pass, O(n), constant memory per chunk."""
+    """Rows of ``raw_path`` as Arrow tables of about ``chunk_rows``: streaming, O(n), vectorized.
+
+    pyarrow's JSON reader (C++, multi-threaded) reads the file in blocks against an explicit schema; the
+    columns are then derived with compute kernels and prompts are joined with ``index_in`` (a hash join
+    on custom_id). A block whose shape the kernels do not cover (several content blocks in a message)
+    goes through the same per-row code as :func:`parse_results_lines`; a file pyarrow cannot read at all
+    is parsed by that function entirely.
+    """
+    import pyarrow.json as pj
+
+    try:
+        reader = pj.open_json(
+            raw_path,
+            read_options=pj.ReadOptions(block_size=8 << 20),
+            parse_options=pj.ParseOptions(explicit_schema=_RESULT_SCHEMA, unexpected_field_behavior="ignore"),
+        )
+        first = reader.read_next_batch()
+    except StopIteration:
+        return
+    except pa.ArrowInvalid:
+        yield from parse_results_lines(
+            raw_path, manifest, batch_id, model, created_at, chunk_rows, on_unknown
+        )
+        return
+    ids = manifest.column("custom_id").combine_chunks()
+    hashes = manifest.column("request_hash").combine_chunks()
+    prompts = manifest.column("prompt").combine_chunks()
+    batch: pa.RecordBatch | None = first
+    while batch is not None:
+        for start in range(0, batch.num_rows, chunk_rows):
+            yield _vector_chunk(
+                batch.slice(start, chunk_rows), ids, hashes, prompts, batch_id, model, created_at, on_unknown
+            )
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            batch = None
+
+
+def _vector_chunk(
+    rb: pa.RecordBatch,
+    ids: pa.Array,
+    hashes: pa.Array,
+    prompts: pa.Array,
+    batch_id: str,
+    model: str,
+    created_at: datetime,
+    on_unknown: Callable[[str], None] | None,
+) -> ParsedChunk:
+    import pyarrow.compute as pc
+
+    n = rb.num_rows
+    custom_id = rb.column("custom_id")
+    positions = pc.index_in(custom_id, value_set=ids)
+    if on_unknown is not None and positions.null_count:
+        for cid in custom_id.filter(pc.is_null(positions)).to_pylist():
+            on_unknown(cid)
+    request_hash = hashes.take(positions)
+    result = rb.column("result")
+    kind = pc.struct_field(result, "type")
+    message = pc.struct_field(result, "message")
+    content = pc.struct_field(message, "content")
+    blocks = pc.list_value_length(content)
+    if pc.any(pc.greater(blocks, 1)).as_py():  # rare shape: per-row code, same output
+        cols = _empty_columns()
+        for record in rb.to_pylist():
+            _append_result(cols, record.get("custom_id"), record.get("result") or {}, model)
+        table = _assemble(
+            {name: pa.array(v, type=CLAUDE_MESSAGES_SCHEMA.field(name).type) for name, v in cols.items()},
+            request_hash,
+            prompts.take(positions),
+            batch_id,
+            created_at,
+            n,
+        )
+        return ParsedChunk(table, _outcomes(request_hash, table.column("success")))
+    succeeded = pc.fill_null(pc.equal(kind, "succeeded"), False)
+    single = pc.and_(pc.is_valid(content), pc.equal(blocks, 1))
+    flat = pc.list_flatten(pc.filter(content, single))
+    texts = pc.if_else(pc.equal(pc.struct_field(flat, "type"), "text"), pc.struct_field(flat, "text"), "")
+    response = pc.replace_with_mask(pa.nulls(n, pa.string()), pc.fill_null(single, False), texts)
+    response = pc.if_else(pc.and_(succeeded, pc.is_null(response)), "", response)
+    usage = pc.struct_field(message, "usage")
+    error = pc.struct_field(result, "error")
+    inner = pc.struct_field(error, "error")
+    errored = pc.equal(kind, "errored")
+    null_str = pa.scalar(None, pa.string())
+    error_type = pc.if_else(
+        succeeded,
+        null_str,
+        pc.if_else(
+            errored,
+            pc.coalesce(pc.struct_field(inner, "type"), pc.struct_field(error, "type"), "error"),
+            kind,
+        ),
+    )
+    unknown_text = pc.binary_join_element_wise("unknown result type '", kind, "'", "")
+    error_text = pc.case_when(
+        pc.make_struct(succeeded, errored, pc.equal(kind, "expired"), pc.equal(kind, "canceled")),
+        null_str,
+        pc.coalesce(pc.struct_field(inner, "message"), pc.struct_field(error, "message"), ""),
+        EXPIRED_MESSAGE,
+        CANCELED_MESSAGE,
+        unknown_text,
+    )
+    null_when_failed = lambda arr: pc.if_else(succeeded, arr, pa.scalar(None, arr.type))  # noqa: E731
+    parsed = {
+        "custom_id": custom_id,
+        "response": response,
+        "model": pc.if_else(succeeded, pc.coalesce(pc.struct_field(message, "model"), model), model),
+        "input_tokens": null_when_failed(pc.struct_field(usage, "input_tokens")),
+        "output_tokens": null_when_failed(pc.struct_field(usage, "output_tokens")),
+        "success": succeeded,
+        "error": error_text,
+        "error_type": error_type,
+        "stop_reason": null_when_failed(pc.struct_field(message, "stop_reason")),
+        "cache_creation_input_tokens": null_when_failed(
+            pc.struct_field(usage, "cache_creation_input_tokens")
+        ),
+        "cache_read_input_tokens": null_when_failed(pc.struct_field(usage, "cache_read_input_tokens")),
+        "result_type": kind,
+    }
+    table = _assemble(parsed, request_hash, prompts.take(positions), batch_id, created_at, n)
+    return ParsedChunk(table, _outcomes(request_hash, succeeded))
+
+
+def _assemble(
+    parsed: dict[str, Any],
+    request_hash: Any,
+    prompt: Any,
+    batch_id: str,
+    created_at: datetime,
+    n: int,
+) -> pa.Table:
+    arrays = {
+        **parsed,
+        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), n),
+        "prompt": prompt,
+        "request_hash": request_hash,
+        "created_at": pa.repeat(pa.scalar(created_at, TIMESTAMP), n),
+        "processing_time_ms": pa.nulls(n, pa.float64()),
+    }
+    return pa.Table.from_arrays(
+        [arrays[f.name] for f in CLAUDE_MESSAGES_SCHEMA], schema=CLAUDE_MESSAGES_SCHEMA
+    )
+
+
+def _outcomes(request_hash: Any, success: Any) -> list[tuple[str, bool]]:
+    return [
+        (h, bool(ok))
+        for h, ok in zip(request_hash.to_pylist(), success.to_pylist(), strict=True)
+        if h is not None
+    ]
+
+
+def parse_results_lines(
+    raw_path: Path,
+    manifest: pa.Table,
+    batch_id: str,
+    model: str,
+    created_at: datetime,
+    chunk_rows: int = ARROW_CHUNK_ROWS,
+    on_unknown: Callable[[str], None] | None = None,
+) -> Iterator[ParsedChunk]:
+    """The exact path: orjson per line, dict custom_id -> manifest row; O(n), one chunk in memory."""
     index = {cid: i for i, cid in enumerate(manifest.column("custom_id").to_pylist())}
     hashes = manifest.column("request_hash")
     prompts = manifest.column("prompt")
@@ -286,27 +499,11 @@ def _chunk(
     batch_id: str,
     created_at: datetime,
 ) -> ParsedChunk:
-    n = len(rows)
     take = pa.array(rows, type=pa.int64())
     request_hash = hashes.take(take)
-    arrays = {
-        **{
-            name: pa.array(values, type=CLAUDE_MESSAGES_SCHEMA.field(name).type)
-            for name, values in cols.items()
-        },
-        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), n),
-        "prompt": prompts.take(take),
-        "request_hash": request_hash,
-        "created_at": pa.repeat(pa.scalar(created_at, TIMESTAMP), n),
-        "processing_time_ms": pa.nulls(n, pa.float64()),
-    }
-    table = pa.Table.from_arrays(
-        [arrays[f.name] for f in CLAUDE_MESSAGES_SCHEMA], schema=CLAUDE_MESSAGES_SCHEMA
-    )
-    outcomes = [
-        (h, ok) for h, ok in zip(request_hash.to_pylist(), cols["success"], strict=True) if h is not None
-    ]
-    return ParsedChunk(table, outcomes)
+    parsed = {name: pa.array(v, type=CLAUDE_MESSAGES_SCHEMA.field(name).type) for name, v in cols.items()}
+    table = _assemble(parsed, request_hash, prompts.take(take), batch_id, created_at, len(rows))
+    return ParsedChunk(table, _outcomes(request_hash, table.column("success")))
 
 
 def invalid_rows(invalid: Sequence[InvalidPrompt], model: str, when: datetime | None = None) -> pa.Table:
