@@ -102,8 +102,25 @@ def embed_text(text: str, dim: int) -> np.ndarray:
     return vec / norm
 
 
+_HEADING = re.compile(r"^#{1,6}\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _heading_sentence(match: re.Match[str]) -> str:
+    """A Markdown heading reads as a sentence ("# On-call policy" -> "On-call policy.")."""
+    return match.group(1).rstrip(".:") + "."
+
+
+_DOCUMENT_TAG = re.compile(r"<document>(?P<doc>.*?)</document>", re.DOTALL)
+
+
 def split_instruction(prompt: str) -> str:
-    """The document part of a prompt such as ``"Summarize:\\n\\n<doc>"`` or ``"Summarize: <doc>"``."""
+    """The document part of a prompt such as ``"Summarize:\\n\\n<doc>"`` or ``"Summarize: <doc>"``.
+
+    A ``<document>...</document>`` block (Anthropic's recommended way to wrap long inputs) wins.
+    """
+    tagged = _DOCUMENT_TAG.search(prompt)
+    if tagged and tagged.group("doc").strip():
+        return tagged.group("doc").strip()
     head, sep, rest = prompt.partition("\n\n")
     if sep and head.rstrip().endswith(":") and rest.strip():
         return rest.strip()
@@ -167,7 +184,7 @@ def summarize(prompt: str, max_tokens: int, max_sentences: int = 3) -> tuple[str
     answered = answer_question(prompt, max_tokens) if "[source " in prompt else None
     if answered is not None:
         return answered
-    document = " ".join(split_instruction(prompt).split())
+    document = " ".join(_HEADING.sub(_heading_sentence, split_instruction(prompt)).split())
     if not document:
         return "", "end_turn"
     out: list[str] = []

@@ -172,5 +172,7 @@ def batch_resource(
     return dlt.resource(
         batch_mode_tables(texts, voyage, store, partition_key, log, step),
         name="voyage_embeddings",
-        columns=embedding_column_hints(voyage.dims),
+        write_disposition="merge",
+        primary_key="embedding_id",
+        columns=embedding_column_hints(voyage.dims, voyage.model),
     )
