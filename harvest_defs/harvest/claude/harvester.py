@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -399,11 +400,17 @@ class ClaudeBatchHarvester:
         manifest = read_manifest(Path(row.meta["manifest"]))
         model = str(row.meta.get("model", ""))
         unknown: list[str] = []
-        for parsed in parse_results(
-            raw, manifest, batch_id, model, parse_timestamp(ended_at), on_unknown=unknown.append
-        ):
-            self.ledger.record_outcomes(PROVIDER, parsed.outcomes)
-            yield parsed.table
+        # Ledger writes run on one background thread (in order) while dlt takes the table: SQLite and
+        # dlt's parquet writer both release the GIL, so on 2 cores this hides most of the write time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="claude-outcomes") as writer:
+            pending = []
+            for parsed in parse_results(
+                raw, manifest, batch_id, model, parse_timestamp(ended_at), on_unknown=unknown.append
+            ):
+                pending.append(writer.submit(self.ledger.record_outcomes, PROVIDER, parsed.outcomes))
+                yield parsed.table
+            for future in pending:
+                future.result()  # surface a failed write before the caller marks the batch collected
         if unknown:
             self.log(f"claude batch {batch_id}: {len(unknown)} results with unknown custom_id: {unknown[:3]}")
 
