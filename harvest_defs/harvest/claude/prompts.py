@@ -108,8 +108,8 @@ def _check_options(
 ) -> tuple[list[str], int, str | None, float | None]:
     """Per-prompt overrides on top of the call's defaults; returns (problems, max_tokens, system, temp)."""
     problems: list[str] = []
-    unknown = sorted(str(k) for k in prompt if k not in PROMPT_KEYS)
-    if unknown:
+    if not PROMPT_KEYS.issuperset(prompt.keys()):
+        unknown = sorted(str(k) for k in prompt if k not in PROMPT_KEYS)
         problems.append(f"unknown key(s) {unknown}; allowed: {sorted(PROMPT_KEYS)}")
     if "max_tokens" in prompt:
         max_tokens = prompt["max_tokens"]
