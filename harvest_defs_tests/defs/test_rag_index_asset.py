@@ -78,3 +78,27 @@ def test_rag_index_is_incremental_and_fresh(
     grown = _materialize_index(defs, instance)
     assert grown["rows_added"] == 1 and grown["dagster/row_count"] == 4
     assert indexed_ids(harvest_home / "rag.duckdb") == ["coffee", "ducks", "rust", "tea"]
+
+
+def test_chunks_carry_the_document_text_behind_each_summary(
+    corpus: Path, harvest_home: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vector is the summary's; the text answers need (and BM25 searches) includes the document."""
+    from harvest_defs.defs.assets.documents import SNAPSHOT_COLUMNS, write_snapshot
+    from harvest_defs.rag.schema import CHUNKS_TABLE
+
+    harvest_home.mkdir(parents=True)
+    _write_warehouse(harvest_home / "warehouse.duckdb", SUMMARIES)
+    document = dict.fromkeys(SNAPSHOT_COLUMNS, "x") | {
+        "document_id": "ducks",
+        "text": "Ducks are waterfowl. A mallard drake has a green head.",
+        "text_hash": "h1",
+    }
+    write_snapshot(harvest_home / "documents" / "birds.parquet", [document])
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    monkeypatch.setenv("VOYAGE_API_KEY", "unused")
+    _materialize_index(build_defs(corpus), instance)
+    with duckdb.connect(str(harvest_home / "rag.duckdb"), read_only=True) as con:
+        texts = dict(con.execute(f"SELECT chunk_id, text FROM {CHUNKS_TABLE}").fetchall())
+    assert texts["ducks"].startswith(SUMMARIES["ducks"]) and "green head" in texts["ducks"]
+    assert texts["rust"] == SUMMARIES["rust"]  # no snapshot: the summary alone

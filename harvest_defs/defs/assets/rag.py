@@ -22,6 +22,29 @@ SELECT embedding_id AS chunk_id, embedding_id AS document_id, text, model, text_
 FROM {VOYAGE_TABLE}
 """
 
+# With the documents' snapshots at hand, a chunk carries the summary *and* the document it summarizes:
+# the vector is the summary's (what was embedded), while BM25 and the answer prompt see the full text —
+# a summary alone drops the details questions ask about ("within 15 minutes").
+INDEX_ROWS_WITH_DOCUMENTS_SQL = f"""
+SELECT e.embedding_id AS chunk_id, e.embedding_id AS document_id,
+       CASE WHEN d.text IS NULL THEN e.text ELSE e.text || chr(10) || chr(10) || d.text END AS text,
+       e.model,
+       CASE WHEN d.text IS NULL THEN e.text_hash ELSE sha256(e.text_hash || coalesce(d.text_hash, d.text)) END
+           AS text_hash,
+       e.embedding
+FROM {VOYAGE_TABLE} e
+LEFT JOIN (SELECT DISTINCT ON (document_id) document_id, text, text_hash FROM read_parquet({{files}})) d
+       ON d.document_id = e.embedding_id
+"""
+
+
+def index_rows_sql(store: HarvestStoreResource) -> str:
+    files = sorted(store.documents_dir.glob("*.parquet")) if store.documents_dir.exists() else []
+    if not files:
+        return INDEX_ROWS_SQL
+    quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return INDEX_ROWS_WITH_DOCUMENTS_SQL.format(files=f"[{quoted}]")
+
 
 @dg.asset(
     key=RAG_INDEX_KEY,
@@ -35,7 +58,7 @@ def rag_index(
     context: dg.AssetExecutionContext, store: HarvestStoreResource, voyage: VoyageResource
 ) -> dg.MaterializeResult:
     started = time.monotonic()
-    rows = query_arrow(store, store.warehouse_path, INDEX_ROWS_SQL, needs=VOYAGE_TABLE)
+    rows = query_arrow(store, store.warehouse_path, index_rows_sql(store), needs=VOYAGE_TABLE)
     if rows is None:
         raise dg.Failure("No embeddings in the warehouse yet: materialize summary_embeddings first.")
     from harvest_defs.rag.index import build_index
