@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from harvest_defs.defs.assets.answers import rag_answers
 from harvest_defs.defs.assets.claude import build_collect_assets, build_submit_asset
 from harvest_defs.defs.assets.documents import build_documents_asset
 from harvest_defs.defs.assets.rag import rag_index
@@ -53,6 +54,7 @@ def build_defs(
             build_collect_assets(partitions, pipelines_dir),
             build_embeddings_assets(partitions, pipelines_dir),
             rag_index,
+            rag_answers,
         ],
         asset_checks=ALL_CHECKS,
         sensors=build_sensors(sensor_interval or sensor_interval_seconds()),

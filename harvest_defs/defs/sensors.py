@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from harvest_defs.defs.assets.answers import RAG_ANSWERS_BATCHES, RAG_ANSWERS_KEY
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
@@ -48,10 +49,11 @@ def _batch_run_requests(
         context.log.info(f"{provider} batch {batch.batch_id} ended: requesting collection")
         requested.append(batch.batch_id)
         seen.add(batch.batch_id)
+        answers = batch.partition_key == RAG_ANSWERS_BATCHES  # a question-set batch, not a collection
         yield dg.RunRequest(
             run_key=f"collect-{provider}-{batch.batch_id}",
-            partition_key=batch.partition_key,
-            asset_selection=asset_selection,
+            partition_key=None if answers else batch.partition_key,
+            asset_selection=[RAG_ANSWERS_KEY] if answers else asset_selection,
             tags={"harvest/batch_id": batch.batch_id, "harvest/provider": provider},
         )
     context.update_cursor(json.dumps(requested[-MAX_CURSOR_IDS:]))
@@ -61,9 +63,12 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="claude_batch_sensor",
         minimum_interval_seconds=interval_seconds,
-        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY],
+        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Polls in-flight Claude Message Batches; collects + embeds a partition when one ends.",
+        description=(
+            "Polls in-flight Claude Message Batches; collects + embeds a partition when one ends "
+            "(or loads rag_answers when a question-set batch ends)."
+        ),
     )
     def claude_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource

@@ -153,11 +153,13 @@ def answer_question(prompt: str, max_tokens: int, max_sentences: int = 2) -> tup
         return None
     question = _content_words(found.group("q"))
     scored: list[tuple[int, int, int, str, str]] = []
+    seen: set[str] = set()  # a summary repeats its document's sentences: answer each sentence once
     for rank, source in enumerate(_SOURCE.finditer(prompt[: found.start()])):
         body = " ".join(source.group("body").split())
         for position, sentence in enumerate(_SENTENCE_END.split(body)):
             overlap = len(question & _content_words(sentence))
-            if overlap:
+            if overlap and sentence not in seen:
+                seen.add(sentence)
                 scored.append((-overlap, rank, position, source.group("id"), sentence))
     if not scored:
         return "The sources do not answer this question.", "end_turn"

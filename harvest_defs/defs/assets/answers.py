@@ -1,0 +1,162 @@
+"""``rag_answers``: a whole question set answered over the RAG index through Message Batches (50% off).
+
+Same rhythm as the rest of the chain, so no run waits for a batch: each materialization first loads the
+answers of ended batches into ``harvest.rag_answers`` (merge on the question id), then embeds the
+questions (cached in the warehouse, so an unchanged question is never embedded twice), retrieves context
+and submits the questions whose prompt has no answer yet. ``claude_batch_sensor`` requests this asset
+again when one of its batches ends. A question whose retrieved context changed (the index grew) has a new
+request hash and is asked again; an unchanged one costs nothing.
+"""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER
+from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
+from harvest_defs.defs.batches import poll_ended_batches
+from harvest_defs.defs.dlt_support import runtime_pipeline
+from harvest_defs.defs.metadata import as_metadata, usd
+from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
+from harvest_defs.defs.warehouse import query_arrow
+
+RAG_ANSWERS_KEY = dg.AssetKey("rag_answers")
+# The ledger's partition key for these batches: the sensor routes them to this asset, not to a collection.
+RAG_ANSWERS_BATCHES = "__rag_answers__"
+ANSWERS_PIPELINE = "harvest_rag_answers"
+QUESTIONS_PIPELINE = "harvest_questions"
+QUESTIONS_DATASET = "harvest_questions"
+
+
+def load_questions(corpus: Path) -> list[tuple[str, str]]:
+    """``(id, question)`` pairs from ``questions.jsonl`` beside (or inside) the corpus folder."""
+    for candidate in (corpus / "questions.jsonl", corpus.parent / "questions.jsonl"):
+        if candidate.exists():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            return [(str(r["id"]), str(r["question"])) for r in records]
+    return []
+
+
+def _question_vectors(
+    questions: list[tuple[str, str]], voyage: VoyageResource, store: HarvestStoreResource
+) -> dict[str, Any]:
+    """Query embeddings through the library's cached resource (its own dataset), read back by text."""
+    import numpy as np
+
+    from harvest_defs.harvest.pipeline import create_duckdb_pipeline
+    from harvest_defs.harvest.voyage import voyage_embeddings_batch
+
+    pipeline = create_duckdb_pipeline(
+        pipeline_name=QUESTIONS_PIPELINE,
+        dataset_name=QUESTIONS_DATASET,
+        destination_path=str(store.warehouse_path),
+        pipelines_dir=str(store.pipelines_dir),
+    )
+    resource = voyage_embeddings_batch(
+        texts=[{"id": qid, "text": text} for qid, text in questions],
+        input_type="query",
+        output_dimension=voyage.dims,
+        mode="realtime",
+        **voyage.client_kwargs(),
+    )
+    with store.duckdb_lock(store.warehouse_path, exclusive=True):
+        pipeline.run(resource)
+    table = query_arrow(
+        store,
+        store.warehouse_path,
+        f"SELECT text, embedding FROM {QUESTIONS_DATASET}.voyage_embeddings",
+        needs=f"{QUESTIONS_DATASET}.voyage_embeddings",
+    )
+    if table is None:
+        return {}
+    vectors = table.column("embedding").combine_chunks()
+    flat = vectors.values.to_numpy(zero_copy_only=False).astype(np.float32)
+    matrix = flat.reshape(len(table), -1)
+    return dict(zip(table.column("text").to_pylist(), matrix, strict=True))
+
+
+def _load_answers(harvester: Any, batch_ids: list[str], store: HarvestStoreResource) -> int:
+    """Ended batches' answers into ``harvest.rag_answers`` (merge on question id); returns rows loaded."""
+    import dlt
+
+    loaded = 0
+
+    def tables() -> Iterator[Any]:
+        nonlocal loaded
+        for batch_id in batch_ids:
+            for table in harvester.collect(batch_id):
+                loaded += table.num_rows
+                yield table
+
+    resource = dlt.resource(tables(), name="rag_answers", write_disposition="merge", primary_key="custom_id")
+    with store.duckdb_lock(store.warehouse_path, exclusive=True):
+        runtime_pipeline(ANSWERS_PIPELINE, store).run(resource)
+    for batch_id in batch_ids:
+        harvester.mark_collected(batch_id)
+    return loaded
+
+
+@dg.asset(
+    key=RAG_ANSWERS_KEY,
+    deps=[RAG_INDEX_KEY],
+    group_name="harvest",
+    kinds={"anthropic", "duckdb"},
+    pool=DUCKDB_POOL,
+    description="Answers the corpus's question set over the RAG index via Message Batches (50% off).",
+)
+def rag_answers(
+    context: dg.AssetExecutionContext,
+    store: HarvestStoreResource,
+    anthropic: AnthropicResource,
+    voyage: VoyageResource,
+) -> dg.MaterializeResult:
+    from harvest_defs.harvest.pricing import estimate_batch_usd
+    from harvest_defs.rag.answer import SYSTEM_PROMPT, answer_batch_prompts
+
+    started = time.monotonic()
+    harvester = anthropic.harvester(store)
+    ended = poll_ended_batches(
+        harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log.info, RAG_ANSWERS_BATCHES
+    )
+    collected = [batch.batch_id for batch in ended]
+    answers_loaded = _load_answers(harvester, collected, store) if collected else 0
+
+    questions = load_questions(store.corpus_path)
+    if not questions:
+        context.log.warning(f"no questions.jsonl beside {store.corpus_path}: nothing to ask")
+    submitted: list[str] = []
+    sent = cached = 0
+    est = 0.0
+    if questions and store.rag_path.exists():
+        vectors = _question_vectors(questions, voyage, store)
+        prompts = answer_batch_prompts(questions, rag_path=store.rag_path, embed_query=vectors.__getitem__)
+        report = harvester.submit(
+            prompts,
+            model=anthropic.model,
+            max_tokens=anthropic.max_tokens,
+            system_prompt=SYSTEM_PROMPT,
+            partition_key=RAG_ANSWERS_BATCHES,
+        )
+        submitted, sent, cached = list(report.batch_ids), report.requests_sent, report.requests_cached
+        est = float(report.estimated_cost_usd or 0.0)
+        if report.requests_sent:
+            context.log.info(f"asked {sent} question(s) in {submitted}; claude_batch_sensor collects them")
+    return dg.MaterializeResult(
+        metadata=as_metadata(
+            {
+                "questions": len(questions),
+                "answers_loaded": answers_loaded,
+                "batches_collected": dg.MetadataValue.json(collected) if collected else None,
+                "batches_pending": dg.MetadataValue.json(submitted) if submitted else None,
+                "requests_sent": sent,
+                "requests_cached": cached,
+                "est_usd": usd(est or estimate_batch_usd(anthropic.model, 0, 0)),
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
+    )

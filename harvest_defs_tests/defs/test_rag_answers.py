@@ -1,0 +1,61 @@
+"""rag_answers: a question set answered through Message Batches, collected when the sensor sees it end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+from harvest_defs.emulator import EmulatorServer
+
+QUESTIONS = [
+    {"id": "q-ducks", "question": "What do ducks eat?"},
+    {"id": "q-geese", "question": "In what formation do geese migrate?"},
+]
+
+
+def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
+    chain_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    api_env: EmulatorServer,
+    corpus: Path,
+    harvest_home: Path,
+) -> None:
+    materialize_selection(chain_defs, instance, ["documents", "claude_summary_batches"], "alpha")
+    tick = tick_sensor(chain_defs, instance, "claude_batch_sensor", None)
+    run_requests(chain_defs, instance, tick.run_requests)
+    materialize_selection(chain_defs, instance, ["rag_index"])
+    (corpus / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in QUESTIONS), encoding="utf-8")
+
+    asked = _meta(materialize_selection(chain_defs, instance, ["rag_answers"]), "rag_answers")
+    assert asked["questions"] == 2 and asked["requests_sent"] == 2 and asked["answers_loaded"] == 0
+
+    answers_tick = tick_sensor(chain_defs, instance, "claude_batch_sensor", tick.cursor)
+    [request] = answers_tick.run_requests
+    assert request.partition_key is None and list(request.asset_selection or []) == [
+        dg.AssetKey("rag_answers")
+    ]
+    [collected] = run_requests(chain_defs, instance, answers_tick.run_requests)
+    assert _meta(collected, "rag_answers")["answers_loaded"] == 2
+
+    with duckdb.connect(str(harvest_home / "warehouse.duckdb"), read_only=True) as con:
+        rows = dict(
+            con.execute("SELECT custom_id, response FROM harvest.rag_answers WHERE success").fetchall()
+        )
+    assert set(rows) == {"q-ducks", "q-geese"}
+    assert rows["q-ducks"].startswith("[source ducks]") and rows["q-ducks"].count("paddle on ponds") <= 1
+    assert "V formations" in rows["q-geese"]
+
+    before = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}
+    again = _meta(materialize_selection(chain_defs, instance, ["rag_answers"]), "rag_answers")
+    assert again["requests_sent"] == 0 and again["requests_cached"] == 2
+    after = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}
+    assert after == before, "an unchanged question set must not cost a single request"
