@@ -1,0 +1,1 @@
+"""Cross-cutting reliability and security suite (issue 7): crashes, faults, bad input, secrets."""
