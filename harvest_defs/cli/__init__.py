@@ -21,3 +21,4 @@ def main() -> None:
 from harvest_defs.cli import ask as _ask  # noqa: E402, F401
 from harvest_defs.cli import demo as _demo  # noqa: E402, F401
 from harvest_defs.cli import emulator as _emulator  # noqa: E402, F401
+from harvest_defs.cli import status as _status  # noqa: E402, F401
