@@ -70,6 +70,21 @@ class BatchProgress:
     error_file_id: str | None = None
 
 
+DOWNLOAD_ATTEMPTS = 5
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Body-stream errors of the HTTP libraries the SDK may use (``httpx2`` in recent releases)."""
+    errors: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        errors.append(module.TransportError)
+    return tuple(errors)
+
+
 def _write_atomic(path: Path, lines: Iterator[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -301,14 +316,36 @@ class VoyageBatchHarvester:
 
     # --- collect ------------------------------------------------------------------------------------
     def _download(self, file_id: str | None, path: Path) -> Path | None:
+        """Stream a results file to ``path`` (reused when present).
+
+        The SDK retries a failed request, but not a body cut mid-stream (a dropped connection during a
+        large download): that is retried here, so a transient cut never fails the collect.
+        """
         if path.exists():
             return path
         if not file_id:
             return None
+        import openai
+        from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".part{os.getpid()}")
-        with self.client.files.with_streaming_response.content(file_id) as response:
-            response.stream_to_file(tmp)
+
+        @retry(
+            retry=retry_if_exception_type((openai.APIConnectionError, *_transport_errors())),
+            stop=stop_after_attempt(DOWNLOAD_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            reraise=True,
+        )
+        def fetch() -> None:
+            with self.client.files.with_streaming_response.content(file_id) as response:
+                response.stream_to_file(tmp)
+
+        try:
+            fetch()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
         return path
 
