@@ -106,7 +106,11 @@ def prepare_inputs(
         if not text.strip():
             problems.append(Rejected(explicit_id, position, "empty text"))
             continue
-        digest = text_hash(text)
+        try:
+            digest = text_hash(text)
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8, the API could never receive it
+            problems.append(Rejected(explicit_id, position, "text is not valid Unicode (lone surrogate)"))
+            continue
         embedding_id = explicit_id if explicit_id is not None else default_embedding_id(digest)
         if embedding_id in seen:
             if explicit_id is None and seen[embedding_id] == digest:
