@@ -17,6 +17,7 @@ Measured (the emulator runs in its own process, instant batches, like a remote A
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import socket
@@ -127,6 +128,7 @@ def ingest_ours(h: Any, batch_ids: list[str], work: Path, name: str) -> tuple[fl
         for batch_id in batch_ids:
             yield from h.collect(batch_id)
 
+    gc.collect()  # each measurement starts without the previous one's garbage
     started = time.perf_counter()
     pipeline.run(rows())
     elapsed = time.perf_counter() - started
@@ -170,6 +172,7 @@ def ingest_seed_way(
         dataset_name="ai",
         pipelines_dir=str(work / "pipes"),
     )
+    gc.collect()  # each measurement starts without the previous one's garbage
     started = time.perf_counter()
     pipeline.run(rows())
     elapsed = time.perf_counter() - started
@@ -185,6 +188,7 @@ def end_to_end(url: str, prompts: list[dict[str, Any]], work: Path) -> tuple[flo
     pipeline = create_duckdb_pipeline(
         "e2e", "ai", destination_path=str(work / "e2e.duckdb"), pipelines_dir=str(work / "pipes")
     )
+    gc.collect()  # each measurement starts without the previous one's garbage
     started = time.perf_counter()
     pipeline.run(
         claude_message_batches(

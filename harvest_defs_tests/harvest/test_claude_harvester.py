@@ -215,3 +215,29 @@ def test_seed_quick_start_shape(
         rows = con.execute("SELECT custom_id, success FROM ai_analysis.claude_messages ORDER BY 1").fetchall()
     assert rows == [("doc_1", True), ("doc_2", True)]
     assert (tmp_path / "dlt" / "pipelines" / "claude_bulk.harvest" / "ledger.sqlite").exists()
+
+
+def test_api_key_from_dlt_secrets_and_never_in_errors(
+    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anthropic
+
+    from harvest_defs.harvest.claude.client import MissingApiKeyError, resolve_api_key
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.anthropic_base_url)
+    with pytest.raises(MissingApiKeyError) as missing:
+        resolve_api_key(None)
+    assert "ANTHROPIC_API_KEY" in str(missing.value)
+
+    emulator.configure(valid_api_keys=["sk-ant-from-dlt-secrets"])
+    monkeypatch.setenv("SOURCES__CLAUDE__API_KEY", "sk-ant-from-dlt-secrets")
+    harvester = ClaudeBatchHarvester(ledger_path=tmp_path / "l.sqlite", raw_dir=tmp_path / "raw")
+    assert harvester.submit(_prompts(2), MODEL).requests_sent == 2
+
+    monkeypatch.setenv("SOURCES__CLAUDE__API_KEY", "sk-ant-wrong-secret")
+    wrong = ClaudeBatchHarvester(ledger_path=tmp_path / "l2.sqlite", raw_dir=tmp_path / "raw2")
+    with pytest.raises(anthropic.AuthenticationError) as denied:
+        wrong.submit(_prompts(2), MODEL)
+    assert "sk-ant-wrong-secret" not in str(denied.value) and "sk-ant-wrong-secret" not in repr(wrong)

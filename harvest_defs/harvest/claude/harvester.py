@@ -208,19 +208,20 @@ class ClaudeBatchHarvester:
         to_send.sort(key=lambda r: r.request_hash)
         new_ids: list[str] = []
         resumed_ids: list[str] = []
-        sent = 0
+        paid: list[PreparedRequest] = []
         for chunk in split_requests(to_send, self.max_requests_per_batch, self.max_bytes_per_batch):
             batch_id, created = self._submit_chunk(chunk, prepared.model, partition_key)
             if created:
                 new_ids.append(batch_id)
-                sent += len(chunk)
+                paid.extend(chunk)
             else:
                 resumed_ids.append(batch_id)
                 resumed += len(chunk)
-        in_tokens, out_tokens = estimate_tokens(to_send, len(system_prompt or ""))
+        sent = len(paid)
+        in_tokens, out_tokens = estimate_tokens(paid, len(system_prompt or ""))
         from harvest_defs.harvest.pricing import estimate_batch_usd
 
-        cost = estimate_batch_usd(prepared.model, in_tokens, out_tokens) if sent else 0.0
+        cost = estimate_batch_usd(prepared.model, in_tokens, out_tokens) if paid else 0.0
         in_flight = {h for h, state in states.items() if state == SUBMITTED}
         holding = self.open_batches_for(in_flight)
         batch_ids = list(dict.fromkeys([*holding, *resumed_ids, *new_ids]))

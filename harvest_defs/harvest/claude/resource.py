@@ -55,6 +55,11 @@ def claude_message_batches(
     Prompts are strings or mappings with ``text`` and optional ``custom_id``, ``system``, ``max_tokens``,
     ``temperature`` (per-prompt overrides of the arguments). Blocks while batches process, polling every
     ``poll_interval`` seconds and logging progress; use :class:`ClaudeBatchHarvester` to avoid blocking.
+
+    Requests that already have a successful row in the destination are not sent and not yielded again
+    (``merge`` keeps the old row), so a re-run yields only new, failed or never-loaded rows. After a hard
+    kill, run ``pipeline.run()`` once if ``pipeline.has_pending_data`` (dlt then loads only the leftover
+    package), then run the resource again: it resumes the same batches from the ledger.
     """
     prepared = prepare_prompts(prompts, model, max_tokens, system_prompt, temperature, max_bytes_per_batch)
     if strict and prepared.invalid:
