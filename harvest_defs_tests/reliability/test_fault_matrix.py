@@ -136,7 +136,7 @@ def test_claude_transient_faults_are_retried_to_completion(
         "fault",
         "claude",
         fault,
-        f"retried -> {N}/{N} rows, 1 batch ({counter}={stats.get(counter or '', '-')})",
+        f"-> {N}/{N} rows, 1 batch, " + (f"{counter}={stats[counter]}" if counter else "no timeout"),
     )
 
 
@@ -158,7 +158,7 @@ def test_voyage_transient_faults_are_retried_to_completion(
         "fault",
         "voyage",
         fault,
-        f"retried -> {rows}/{N} rows, 1 batch ({counter}={stats.get(counter or '', '-')})",
+        f"-> {rows}/{N} rows, 1 batch, " + (f"{counter}={stats[counter]}" if counter else "no timeout"),
     )
 
 
