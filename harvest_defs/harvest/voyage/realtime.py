@@ -5,7 +5,8 @@ the dlt resource stays a plain generator) keeps up to ``max_concurrency`` reques
 voyageai SDK's own transport (``voyageai.Embedding.acreate`` over a shared aiohttp session), each request
 first taking its share of the sliding-window budget (``ratelimit``). Outcomes:
 
-- 429: every sender pauses for ``retry-after`` and the request is retried (budget taken again);
+- 429: the request's window entry is released (the server did not admit it), every sender pauses for
+  ``retry-after`` and the request is retried (budget taken again);
 - 5xx, timeouts, dropped connections: retried with exponential backoff and jitter (tenacity);
 - 400 on a multi-text request (e.g. more tokens than estimated): split in halves and retried, which also
   isolates a single bad text;
@@ -272,21 +273,30 @@ class RealtimeEmbedder:
 
     async def _call(self, request: list[EmbedInput]) -> pa.Table:
         import voyageai
+        from voyageai import error
 
         assert self.limiter is not None
         tokens = sum(i.tokens for i in request)
-        await self.limiter.acquire(tokens)
+        ticket = await self.limiter.acquire(tokens)
         self.report.attempts += 1
         started = time.perf_counter()
-        response = await voyageai.Embedding.acreate(
-            input=[i.send for i in request],
-            model=self.model,
-            input_type=self.input_type,
-            truncation=self.truncation,
-            output_dimension=self.output_dimension,
-            encoding_format="base64",  # explicit: the SDK then hands us the base64 strings untouched
-            **embed_request_kwargs(self.creds, self.timeout),
-        )
+        try:
+            response = await voyageai.Embedding.acreate(
+                input=[i.send for i in request],
+                model=self.model,
+                input_type=self.input_type,
+                truncation=self.truncation,
+                output_dimension=self.output_dimension,
+                encoding_format="base64",  # explicit: the SDK then hands us the base64 strings untouched
+                **embed_request_kwargs(self.creds, self.timeout),
+            )
+        except error.RateLimitError:
+            self.limiter.release(ticket)  # refused, not admitted: it holds none of the server's window
+            raise
+        except BaseException:
+            self.limiter.settle(ticket)  # may have been admitted before failing: count it, stamped now
+            raise
+        self.limiter.settle(ticket)  # stamped on arrival: never earlier than the server's own stamp
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         data = sorted(response["data"], key=lambda d: d.get("index", 0))
         if len(data) != len(request):
