@@ -8,6 +8,7 @@ on embedding floats it made files 1.6x larger and inserts slower (``reference/dl
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -55,11 +56,19 @@ def create_duckdb_pipeline(
     ``destination_path`` defaults to ``<pipeline_name>.duckdb`` in the working directory (dlt's own
     default); ``pipelines_dir`` defaults to dlt's (``~/.dlt/pipelines``).
     """
+    path = destination_path or f"{pipeline_name}.duckdb"
+    if Path(path).stem == dataset_name:
+        # DuckDB names the attached catalog after the file; a schema of the same name makes every
+        # qualified reference ambiguous, and dlt only finds out at load time — after the API was paid.
+        raise ValueError(
+            f"dataset_name {dataset_name!r} equals the DuckDB file's name ({Path(path).name}): DuckDB "
+            "cannot tell the catalog from the schema. Choose another dataset_name or destination_path."
+        )
     if pipelines_dir is not None:
         pipeline_kwargs["pipelines_dir"] = pipelines_dir
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=duckdb_destination(destination_path or f"{pipeline_name}.duckdb"),
+        destination=duckdb_destination(path),
         dataset_name=dataset_name,
         **pipeline_kwargs,
     )

@@ -61,3 +61,8 @@ def test_vectors_load_as_native_float_arrays_and_merge_does_not_duplicate(tmp_pa
 def test_vector_hint_rejects_nonsense_dimensions() -> None:
     with pytest.raises(ValueError, match="positive"):
         vector_column_hint(0)
+
+
+def test_a_dataset_named_like_the_database_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot tell the catalog from the schema"):
+        create_duckdb_pipeline("vectors", "vectors", pipelines_dir=str(tmp_path))

@@ -117,13 +117,10 @@ def claude_message_batches(
 
 
 def _harvest_home() -> Path:
-    """``<pipelines_dir>/<name>.harvest`` for the active pipeline, else ``./.harvest``."""
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:
-        return Path(".harvest")
-    working = Path(pipeline.working_dir)
-    return working.parent / f"{working.name}.harvest"
+    """See :func:`harvest_defs.harvest.home.default_home` (shared with the Voyage harvester)."""
+    from harvest_defs.harvest.home import default_home
+
+    return default_home()
 
 
 def _table_name(resource: Any) -> str:

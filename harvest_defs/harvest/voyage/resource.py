@@ -67,11 +67,10 @@ def _cached_rows(
 
 
 def _default_state_dir() -> Path:
-    """Where the Batch API ledger and raw results go when not given: next to the active pipeline."""
-    pipeline = cache._active_pipeline()
-    if pipeline is not None:
-        return Path(pipeline.working_dir) / "voyage_batches"
-    return Path(".harvest")
+    """Ledger and raw results when not given: :func:`harvest_defs.harvest.home.default_home`."""
+    from harvest_defs.harvest.home import default_home
+
+    return default_home()
 
 
 def voyage_embeddings_batch(
