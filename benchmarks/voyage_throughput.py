@@ -1,16 +1,18 @@
 """Voyage real-time throughput against the emulator at 300 RPM / 1M TPM with 100 ms latency.
 
-Run: ``uv run python benchmarks/voyage_throughput.py [--texts 20000]`` (about 4 minutes: 20,000 texts of
-200 tokens are 4M tokens, four minutes' worth of the 1M TPM limit). Writes
+Run: ``uv run python benchmarks/voyage_throughput.py [--texts 20000]`` (about 5-6 minutes). Writes
 ``benchmarks/results/voyage_throughput.json``.
 
 - **ours**: ``RealtimeEmbedder`` with the limits configured (rpm=300, tpm=1M): concurrent requests packed
-  to 1/20 of the TPM budget, paced by the sliding-window limiter.
-- **baseline**: the seed guide's way — ``voyageai.Client.embed`` with 128 texts per request, one request
-  after another, ``time.sleep(0.1)`` between them — run on a subset (``--baseline-requests``, default 12
-  requests) against a fresh rate-limit window and extrapolated linearly to the full input. Unthrottled
-  extrapolation is reported as measured; the baseline would in fact exceed the TPM limit if it were faster
-  than it, and the seed's retry-once-after-``2**batch_index``-seconds would then lose batches.
+  to 1/20 of the TPM budget, paced by the sliding-window limiter. 20,000 texts of 200 tokens are 4M
+  tokens; a 60 s sliding window admits the first 1M at t=0, so 180 s is the best possible time.
+- **baseline**: the seed guide's way, faithfully (:func:`run_baseline`), against the *same* rate-limited
+  emulator from a fresh window: 128 texts per request one after another, 100 ms sleep, on an error one
+  retry after ``2**batch_index`` s, then the batch is given up. Capped at ``--baseline-cap-s``: a back-off
+  that would sleep past the cap ends the run as *stalled* and reports what it achieved (texts embedded,
+  lost, not reached, tokens/min over the capped window) plus the time it provably needs at least.
+- **baseline on a busy key**: the same loop started straight after ours, while the window is still full
+  (a second run on a shared key): where the seed's short early back-offs give batches up, losing texts.
 
 The emulator runs in its own process so its CPU work (hashing 4M tokens of text) does not share a GIL with
 the client being measured.
@@ -25,6 +27,7 @@ import multiprocessing
 import random
 import socket
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -90,36 +93,86 @@ def run_ours(base_url: str, texts: list[str]) -> dict[str, Any]:
         "client_429s_absorbed": r.throttled,
         "billed_tokens": r.tokens,
         "elapsed_s": round(elapsed, 2),
+        "limiter": {} if embedder.limiter is None else asdict(embedder.limiter.stats),
     }
 
 
-def run_baseline(base_url: str, texts: list[str], requests: int) -> dict[str, Any]:
+def run_baseline(base_url: str, texts: list[str], cap_s: float) -> dict[str, Any]:
+    """The seed guide's loop, faithfully, against the same rate-limited emulator, for at most ``cap_s``.
+
+    Per batch of 128 (``batch_index`` from 0): embed; on any error sleep ``2**batch_index`` s and try once
+    more; if that fails too, give the batch up (its texts are lost) and go on; 100 ms sleep between
+    requests. voyageai's own ``max_retries`` is 0 (one attempt), as the seed used it. A back-off sleep that
+    would run past the cap is not slept: the run stops there, *stalled*, and its window is counted as the
+    full cap (it would still be asleep at the cap), so figures per minute are not flattered.
+    """
     import voyageai
 
     client = voyageai.Client(api_key="pa-bench", base_url=base_url)
-    subset = texts[: 128 * requests]
     started = time.perf_counter()
-    tokens = 0
-    for start in range(0, len(subset), 128):
-        result = client.embed(subset[start : start + 128], model="voyage-3.5", input_type="document")
+    embedded = lost = tokens = requests = errors = 0
+    stalled: dict[str, Any] | None = None
+    batches = range(0, len(texts), 128)
+    for batch_index, start in enumerate(batches):
+        if time.perf_counter() - started >= cap_s:
+            break
+        batch = texts[start : start + 128]
+        try:
+            requests += 1
+            result = client.embed(batch, model="voyage-3.5", input_type="document")
+        except Exception:  # the seed catches everything
+            errors += 1
+            backoff = 2**batch_index
+            now = time.perf_counter() - started
+            if now + backoff > cap_s:
+                stalled = {"batch_index": batch_index, "at_s": round(now, 2), "pending_sleep_s": backoff}
+                break
+            time.sleep(backoff)
+            try:
+                requests += 1
+                result = client.embed(batch, model="voyage-3.5", input_type="document")
+            except Exception:  # the seed catches everything
+                errors += 1
+                lost += len(batch)  # the seed gives the batch up and moves on
+                time.sleep(0.1)
+                continue
+        embedded += len(batch)
         tokens += result.total_tokens
         time.sleep(0.1)
     elapsed = time.perf_counter() - started
-    full_requests = math.ceil(len(texts) / 128)
-    return {
-        "subset_texts": len(subset),
-        "subset_requests": requests,
-        "subset_tokens": tokens,
-        "subset_elapsed_s": round(elapsed, 2),
-        "extrapolated_requests": full_requests,
-        "extrapolated_elapsed_s": round(elapsed / requests * full_requests, 2),
+    window_s = cap_s if stalled is not None else elapsed
+    finished = stalled is None and embedded + lost == len(texts)
+    out: dict[str, Any] = {
+        "cap_s": cap_s,
+        "batches_total": len(batches),
+        "http_requests": requests,
+        "errors": errors,
+        "texts_embedded": embedded,
+        "texts_lost_to_give_ups": lost,
+        "texts_not_reached": len(texts) - embedded - lost,
+        "tokens": tokens,
+        "real_elapsed_s": round(elapsed, 2),
+        "window_s": round(window_s, 2),
+        "tokens_per_min": round(tokens / window_s * 60),
+        "stalled": stalled,
+        "finished": finished,
     }
+    if stalled is not None:
+        # Lower bound for the whole input, faithfully: it must sleep the pending back-off before batch
+        # ``batch_index`` is even retried. And the charitable figure: its throughput over the capped
+        # window, as if it kept that pace to the end (it cannot: every later 429 sleeps even longer).
+        out["faithful_time_lower_bound_s"] = stalled["at_s"] + stalled["pending_sleep_s"]
+        out["faithful_time_lower_bound_years"] = round(out["faithful_time_lower_bound_s"] / 31_557_600, 1)
+    out["linear_extrapolation_s"] = round(window_s * len(texts) / max(1, embedded), 1) if embedded else None
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=20_000)
-    parser.add_argument("--baseline-requests", type=int, default=12)
+    parser.add_argument("--baseline-cap-s", type=float, default=120.0)
+    parser.add_argument("--warm-cap-s", type=float, default=90.0)
+    parser.add_argument("--skip-ours", action="store_true", help="baseline only (for checking it)")
     args = parser.parse_args()
     port = _free_port()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port,), daemon=True)
@@ -135,24 +188,34 @@ def main() -> None:
     try:
         texts = make_texts(args.texts)
         _admin(url, "/_emulator/config", limits)
-        _admin(url, "/_emulator/reset", {})
-        ours = run_ours(base_url, texts)
-        ours["server"] = _admin(url, "/_emulator/stats")
-        _admin(url, "/_emulator/reset", {})  # fresh rate-limit window for the baseline
-        baseline = run_baseline(base_url, texts, args.baseline_requests)
+        ours: dict[str, Any] = {}
+        warm: dict[str, Any] = {}
+        if not args.skip_ours:
+            _admin(url, "/_emulator/reset", {})
+            ours = run_ours(base_url, texts)
+            ours["server"] = _admin(url, "/_emulator/stats")
+            # The seed's give-ups show when its key is busy: start it straight after ours (no reset, so
+            # the window still holds ours' last minute), as a second run on a shared key would.
+            warm = run_baseline(base_url, texts, args.warm_cap_s)
+            after = _admin(url, "/_emulator/stats")
+            warm["server"] = {k: v - ours["server"].get(k, 0) for k, v in after.items()}
+        _admin(url, "/_emulator/reset", {})  # same limits, fresh window: both start from an idle key
+        baseline = run_baseline(base_url, texts, args.baseline_cap_s)
         baseline["server"] = _admin(url, "/_emulator/stats")
     finally:
         server.terminate()
         server.join(10)
+    if args.skip_ours:
+        print(json.dumps(baseline, indent=2))
+        return
     tokens = ours["server"]["voyage_tokens"]
     minutes = ours["elapsed_s"] / 60
     tpm_achieved = tokens / minutes
     # With a 60 s sliding window the first minute's budget is available at t=0, so N tokens can finish
     # no earlier than floor((N - 1) / TPM) minutes (plus one request's latency): the optimum to compare to.
     optimum_s = math.floor((tokens - 1) / TPM) * 60 + LATENCY_MS / 1000
-    rpm_needed = ours["requests"] / minutes
-    baseline_tpm_unthrottled = baseline["subset_tokens"] / (baseline["subset_elapsed_s"] / 60)
-    baseline_capped_s = max(baseline["extrapolated_elapsed_s"], optimum_s)
+    lower_bound = baseline.get("faithful_time_lower_bound_s")
+    baseline_time = baseline["real_elapsed_s"] if baseline["finished"] else lower_bound
     result = {
         "setup": {
             "texts": args.texts,
@@ -162,14 +225,31 @@ def main() -> None:
         },
         "ours": ours,
         "baseline_seed_sequential_128": baseline,
-        "achieved_tokens_per_min": round(tpm_achieved),
-        "achieved_fraction_of_tpm_limit": round(tpm_achieved / TPM, 3),
-        "requests_per_min": round(rpm_needed, 1),
+        "baseline_seed_on_a_busy_key": warm,
+        # A sliding window that starts idle lets a whole minute's budget through at t=0, so a plain
+        # average over a few minutes exceeds the limit (>1.0). The fair measure of saturation counts only
+        # what came after that free first minute: (tokens - TPM) over the run, as a share of TPM per
+        # minute. The sliding-window optimum scores ~1.0 on it.
+        "achieved_fraction_of_tpm_limit": round((tokens - TPM) / (TPM * minutes), 3),
+        "average_tokens_per_min_incl_initial_burst": round(tpm_achieved),
+        "average_fraction_of_tpm_limit_incl_initial_burst": round(tpm_achieved / TPM, 3),
+        "requests_per_min": round(ours["requests"] / minutes, 1),
         "sliding_window_optimum_s": optimum_s,
         "efficiency_vs_sliding_window_optimum": round(optimum_s / ours["elapsed_s"], 3),
-        "baseline_unthrottled_tokens_per_min": round(baseline_tpm_unthrottled),
-        "speedup_vs_baseline_extrapolated": round(baseline["extrapolated_elapsed_s"] / ours["elapsed_s"], 2),
-        "speedup_vs_baseline_if_it_respected_the_limit": round(baseline_capped_s / ours["elapsed_s"], 2),
+        "over_optimum_s": round(ours["elapsed_s"] - optimum_s, 1),
+        "baseline_time_over_ours_same_work": (
+            float(f"{baseline_time / ours['elapsed_s']:.3g}") if baseline_time is not None else None
+        ),
+        "baseline_time_over_ours_linear_extrapolation": (
+            round(baseline["linear_extrapolation_s"] / ours["elapsed_s"], 2)
+            if baseline["linear_extrapolation_s"]
+            else None
+        ),
+        "baseline_fraction_of_tpm_limit_in_window": round(baseline["tokens_per_min"] / TPM, 3),
+        "baseline_texts_lost": baseline["texts_lost_to_give_ups"],
+        "baseline_texts_lost_on_a_busy_key": warm["texts_lost_to_give_ups"],
+        "baseline_texts_not_embedded_at_cap": baseline["texts_lost_to_give_ups"]
+        + baseline["texts_not_reached"],
         "measured_at_unix": int(time.time()),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
