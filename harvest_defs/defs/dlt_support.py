@@ -68,15 +68,18 @@ def run_dlt_locked(
     dlt_resource: DagsterDltResource,
     store: HarvestStoreResource,
     source: Any,
-    pipeline: Any,
+    pipeline_name: str,
     **run_kwargs: Any,
 ) -> list[dg.MaterializeResult]:
-    """Run the dlt load to completion while holding the warehouse's write lock.
+    """Build the run's pipeline and load to completion, all while holding the warehouse's write lock.
 
-    ``DagsterDltResource.run`` is lazy (the load happens while iterating), so the results are drained
-    inside the lock; yielding them afterwards keeps the lock short and the events unchanged.
+    The pipeline is created *inside* the lock: two runs share one dlt working folder per pipeline name,
+    and attaching to it while another run is mid-load raced on its temp folders (a FileNotFoundError in
+    the other run). ``DagsterDltResource.run`` is lazy (the load happens while iterating), so the results
+    are drained inside the lock; yielding them afterwards keeps the lock short and the events unchanged.
     """
     with store.duckdb_lock(store.warehouse_path, exclusive=True):
+        pipeline = runtime_pipeline(pipeline_name, store)
         # DagsterDltResource drops the pipeline's local state and pending packages before it runs, so a
         # leftover package from a killed run cannot shadow this one (dlt's has_pending_data pitfall).
         results = list(

@@ -51,12 +51,6 @@ def _question_vectors(
     from harvest_defs.harvest.pipeline import create_duckdb_pipeline
     from harvest_defs.harvest.voyage import voyage_embeddings_batch
 
-    pipeline = create_duckdb_pipeline(
-        pipeline_name=QUESTIONS_PIPELINE,
-        dataset_name=QUESTIONS_DATASET,
-        destination_path=str(store.warehouse_path),
-        pipelines_dir=str(store.pipelines_dir),
-    )
     resource = voyage_embeddings_batch(
         texts=[{"id": qid, "text": text} for qid, text in questions],
         input_type="query",
@@ -64,7 +58,13 @@ def _question_vectors(
         mode="realtime",
         **voyage.client_kwargs(),
     )
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):
+    with store.duckdb_lock(store.warehouse_path, exclusive=True):  # attach to the pipeline only when ours
+        pipeline = create_duckdb_pipeline(
+            pipeline_name=QUESTIONS_PIPELINE,
+            dataset_name=QUESTIONS_DATASET,
+            destination_path=str(store.warehouse_path),
+            pipelines_dir=str(store.pipelines_dir),
+        )
         pipeline.run(resource)
     table = query_arrow(
         store,

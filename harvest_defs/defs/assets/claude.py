@@ -19,7 +19,6 @@ from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
     run_dlt_locked,
-    runtime_pipeline,
 )
 from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
@@ -172,7 +171,7 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         batch_ids = [batch.batch_id for batch in ended]
         tally = _Tally()
         source = claude_collect_source(harvester=harvester, batch_ids=batch_ids, tally=tally)
-        results = run_dlt_locked(context, dlt, store, source, runtime_pipeline(CLAUDE_PIPELINE, store))
+        results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
         for batch_id in batch_ids:
             harvester.mark_collected(batch_id)
         from harvest_defs.harvest.pricing import estimate_batch_usd

@@ -19,7 +19,6 @@ from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
     run_dlt_locked,
-    runtime_pipeline,
 )
 from harvest_defs.defs.metadata import as_metadata
 from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, VoyageResource
@@ -118,7 +117,7 @@ def build_embeddings_assets(
             dlt,
             store,
             voyage_embed_source(resource.add_map(tally)),
-            runtime_pipeline(VOYAGE_PIPELINE, store),
+            VOYAGE_PIPELINE,
         )
         if step.collected:  # only after the load succeeded: a failed load collects them again
             mark_collected(voyage, store, step.collected)
