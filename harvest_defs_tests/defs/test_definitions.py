@@ -19,7 +19,10 @@ CHAIN = ["documents", "claude_summary_batches", "claude_summaries", "summary_emb
 def test_asset_chain_partitions_and_pools(corpus: Path) -> None:
     defs = build_defs(corpus)
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {*CHAIN, "rag_answers"}
+    answers = graph.get(dg.AssetKey("rag_answers"))
+    assert answers.parent_keys == {dg.AssetKey("rag_index")} and answers.partitions_def is None
+    assert defs.resolve_assets_def("rag_answers").op.pool == DUCKDB_POOL
     for parent, child in itertools.pairwise(CHAIN):
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys
     for key in CHAIN[:-1]:

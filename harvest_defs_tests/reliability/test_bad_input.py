@@ -93,7 +93,7 @@ def test_voyage_validation_reports_all_bad_items_together_or_accepts_all(items: 
         assert item.tokens <= spec.context_tokens
 
 
-def test_strict_claude_and_voyage_send_nothing_and_lenient_claude_sends_the_valid(
+def test_strict_sends_nothing_and_lenient_sends_the_valid_for_both_harvesters(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     bad: list[Any] = [
@@ -112,10 +112,12 @@ def test_strict_claude_and_voyage_send_nothing_and_lenient_claude_sends_the_vali
         claude_message_batches(bad, model="claude-haiku-4-5", api_key=TEST_ANTHROPIC_KEY, strict=True)
     for marker in ("#2", "#3", "'bad id!'", "'dup'", "#7", "#8", "#9"):
         assert marker in str(claude_error.value), marker
-    resource = voyage_embeddings_batch(bad, api_key=TEST_VOYAGE_KEY, base_url=emulator.voyage_base_url)
+    resource = voyage_embeddings_batch(
+        bad, api_key=TEST_VOYAGE_KEY, base_url=emulator.voyage_base_url, strict=True
+    )
     with pytest.raises(Exception) as voyage_error:
         list(resource)
-    assert "invalid Voyage input" in str(voyage_error.value)
+    assert "4 invalid Voyage input" in str(voyage_error.value)
     assert emulator.stats().get("anthropic_http_requests", 0) == 0
     assert emulator.stats().get("voyage_http_requests", 0) == 0
 
@@ -129,3 +131,7 @@ def test_strict_claude_and_voyage_send_nothing_and_lenient_claude_sends_the_vali
     report = harvester.submit(bad, model="claude-haiku-4-5", max_tokens=16)  # lenient: the default
     assert report.requests_sent == 2 and len(report.invalid) == 7
     assert emulator.stats()["anthropic_batch_requests"] == 2
+
+    lenient = voyage_embeddings_batch(bad, api_key=TEST_VOYAGE_KEY, base_url=emulator.voyage_base_url)
+    rows = sum(table.num_rows for table in lenient)  # lenient: the default; the 6 valid texts go through
+    assert rows == 6 and emulator.stats()["voyage_texts"] == 6

@@ -158,8 +158,8 @@ class VoyageBatchHarvester:
     ) -> SubmitReport:
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
-        prepared = prepare_inputs(texts, self.spec, truncation=self.truncation)
-        report = SubmitReport(invalid=list(prepared.too_long))
+        prepared = prepare_inputs(texts, self.spec, truncation=self.truncation, strict=False)
+        report = SubmitReport(invalid=[*prepared.rejected, *prepared.too_long])
         if report.invalid:
             self.log(
                 f"{len(report.invalid)} text(s) not sent: {'; '.join(r.reason for r in report.invalid[:5])}"

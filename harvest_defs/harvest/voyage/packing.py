@@ -52,6 +52,7 @@ class Rejected:
 class PreparedInputs:
     inputs: list[EmbedInput] = field(default_factory=list)
     too_long: list[Rejected] = field(default_factory=list)  # truncation=False and over the context
+    rejected: list[Rejected] = field(default_factory=list)  # invalid items, when not strict
 
 
 class InvalidInputsError(ValueError):
@@ -78,13 +79,18 @@ def truncate_to_tokens(text: str, max_tokens: int) -> str:
 
 
 def prepare_inputs(
-    texts: Iterable[str | Mapping[str, Any]], spec: VoyageModel, *, truncation: bool = True
+    texts: Iterable[str | Mapping[str, Any]],
+    spec: VoyageModel,
+    *,
+    truncation: bool = True,
+    strict: bool = True,
 ) -> PreparedInputs:
     """Validate and normalize every input before money is spent.
 
     Strings get a deterministic id from their hash (duplicates collapse into one row); dicts need a
     ``text`` and may carry an ``id``. Empty or non-string text and duplicate dict ids raise
-    :class:`InvalidInputsError` listing all of them. Over-long texts are truncated (``truncation=True``) or
+    :class:`InvalidInputsError` listing all of them (``strict=False``: they are returned in ``rejected``
+    and the valid rest goes on). Over-long texts are truncated (``truncation=True``) or
     returned in ``too_long`` (the others are still embedded).
     """
     prepared = PreparedInputs()
@@ -134,8 +140,9 @@ def prepare_inputs(
             send, truncated = truncate_to_tokens(text, spec.context_tokens), True
             tokens = estimate_tokens(send)
         prepared.inputs.append(EmbedInput(embedding_id, text, digest, send, tokens, truncated))
-    if problems:
+    if problems and strict:
         raise InvalidInputsError(problems)
+    prepared.rejected = problems
     return prepared
 
 

@@ -24,7 +24,7 @@ from harvest_defs.harvest.pipeline import vector_column_hint
 from harvest_defs.harvest.voyage import cache
 from harvest_defs.harvest.voyage.arrow import embedding_schema, embeddings_table
 from harvest_defs.harvest.voyage.client import resolve_credentials
-from harvest_defs.harvest.voyage.packing import EmbedInput, prepare_inputs
+from harvest_defs.harvest.voyage.packing import EmbedInput, InvalidInputsError, prepare_inputs
 from harvest_defs.harvest.voyage.settings import DEFAULT_MODEL, model_spec
 
 TABLE_NAME = "voyage_embeddings"
@@ -92,10 +92,13 @@ def voyage_embeddings_batch(
     ledger_path: str | Path | None = None,
     raw_dir: str | Path | None = None,
     poll_interval: float = 60.0,
+    strict: bool = False,
 ) -> Any:
     """Embed ``texts`` (strings or ``{"text", "id"}`` dicts) into the ``voyage_embeddings`` table.
 
-    Invalid inputs (empty or non-string text, duplicate ids) raise before any request. ``batch_size``
+    Invalid inputs (empty or non-string text, duplicate ids) are listed together in one error log line
+    before any request and the valid rest is embedded; ``strict=True`` raises
+    :class:`InvalidInputsError` instead, sending nothing. ``batch_size``
     caps inputs per real-time request (default: the API's 1000, packed by tokens). ``rpm``/``tpm``
     default to Voyage's tier-1 limits for the model. With ``skip_existing`` the destination is checked
     first and texts already embedded with the same settings are not sent again.
@@ -107,7 +110,9 @@ def voyage_embeddings_batch(
     items = list(texts)
 
     def embeddings() -> Iterator[pa.Table]:
-        prepared = prepare_inputs(items, spec, truncation=truncation)
+        prepared = prepare_inputs(items, spec, truncation=truncation, strict=strict)
+        if prepared.rejected:
+            logger.error("%s; the valid rest is embedded", InvalidInputsError(prepared.rejected))
         if prepared.too_long:
             logger.error(
                 "%d text(s) longer than %s's context (%d tokens) were not embedded (truncation=False): %s",
