@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from harvest_defs.emulator import EmulatorServer
-from harvest_defs.harvest.claude import ClaudeBatchHarvester
+from harvest_defs.harvest.claude import ClaudeBatchHarvester, ResultsArchivedError
 from harvest_defs.harvest.claude.client import make_client
 from harvest_defs.harvest.ledger import BatchLedger
 from harvest_defs.harvest.voyage import VoyageBatchHarvester
@@ -215,13 +215,12 @@ def test_archived_results_and_persistent_errors_are_typed_errors_and_keep_the_ba
     harvester = _claude(emulator, tmp_path / "a")
     report = harvester.submit([f"archived text {i}" for i in range(N)], model=MODEL, max_tokens=32)
     harvester.wait(report.batch_ids, timeout=30)
-    # The SDK refuses before any download: the batch has no results_url. Typed (AnthropicError), but its
-    # text asks "Has it finished processing?" -- a clearer ResultsArchivedError is requested in the report.
-    with pytest.raises(anthropic.AnthropicError, match="results_url"):
+    # No results_url any more: a dedicated, typed error that says what happened and what to do.
+    with pytest.raises(ResultsArchivedError, match=r"archived .* resubmit"):
         list(harvester.collect(report.batch_ids[0]))
     row = BatchLedger(tmp_path / "a" / "ledger.sqlite").get(report.batch_ids[0])
     assert row is not None and row.status == "ended"  # not marked collected: nothing claims to be loaded
-    matrix("fault", "claude", "archived", "anthropic.AnthropicError (no results_url), batch stays 'ended'")
+    matrix("fault", "claude", "archived", "ResultsArchivedError, batch stays 'ended'")
 
     emulator.configure(results_archive_seconds=None, fault_rate_500=1.0)
     with pytest.raises(anthropic.InternalServerError):

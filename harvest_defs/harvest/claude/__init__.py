@@ -7,6 +7,7 @@ API call.
 from harvest_defs.harvest.claude.harvester import (
     BatchProgress,
     ClaudeBatchHarvester,
+    ResultsArchivedError,
     SubmitReport,
     split_requests,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ClaudeBatchHarvester",
     "InvalidPrompt",
     "InvalidPromptsError",
+    "ResultsArchivedError",
     "SubmitReport",
     "claude_message_batches",
     "prepare_prompts",

@@ -115,6 +115,21 @@ def estimate_tokens(requests: Iterable[PreparedRequest], system_chars: int = 0) 
     return math.ceil((chars + system_chars * count) / settings.CHARS_PER_TOKEN), out
 
 
+class ResultsArchivedError(RuntimeError):
+    """The batch's results are gone (Anthropic keeps them 29 days); nothing can be downloaded again.
+
+    Raised instead of the SDK's generic "no results_url" error so callers can tell an expired archive
+    (resubmit, paying again, deliberately) from a transient failure (retry). The batch stays uncollected.
+    """
+
+    def __init__(self, batch_id: str, archived_at: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(
+            f"results of batch {batch_id} were archived at {archived_at} and can no longer be downloaded; "
+            "resubmit its requests to get them again"
+        )
+
+
 class ClaudeBatchHarvester:
     """Submit, poll and collect Message Batches, sharing one ledger with every other process."""
 
@@ -392,6 +407,8 @@ class ClaudeBatchHarvester:
             batch = self.client.messages.batches.retrieve(batch_id)
             if batch.processing_status != "ended":
                 raise RuntimeError(f"batch {batch_id} has not ended ({batch.processing_status})")
+            if batch.results_url is None:
+                raise ResultsArchivedError(batch_id, str(batch.archived_at or "unknown time"))
             ended_at = parse_timestamp(batch.ended_at).isoformat()
             counts = batch.request_counts
             expected = (
