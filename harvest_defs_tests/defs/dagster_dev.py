@@ -125,7 +125,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, time
 
 
 @contextmanager
-def dagster_dev(workdir: Path, env: Mapping[str, str], *, timeout: float = 60) -> Iterator[DagsterDev]:
+def dagster_dev(workdir: Path, env: Mapping[str, str], *, timeout: float = 120) -> Iterator[DagsterDev]:
     """Start ``dagster dev -w workspace.yaml`` with a temp DAGSTER_HOME holding the project's dagster.yaml."""
     dagster_home = workdir / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
