@@ -114,6 +114,7 @@ def ingest_ours(h: Any, batch_ids: list[str], work: Path, name: str) -> tuple[fl
 
     The raw files are deleted first, so every repetition pays for the download too.
     """
+    from harvest_defs.harvest.claude.resource import MERGE_DISPOSITION, TABLE_NAME, UniqueRows
     from harvest_defs.harvest.pipeline import create_duckdb_pipeline
 
     for batch_id in batch_ids:
@@ -123,10 +124,13 @@ def ingest_ours(h: Any, batch_ids: list[str], work: Path, name: str) -> tuple[fl
         name, "ai", destination_path=str(work / f"{name}.duckdb"), pipelines_dir=str(work / "pipes")
     )
 
-    @dlt.resource(name="claude_messages", write_disposition="merge", primary_key="custom_id")
+    # The library resource's load settings and its in-run uniqueness guard: the real path's work.
+    @dlt.resource(name=TABLE_NAME, write_disposition=MERGE_DISPOSITION, primary_key="custom_id")
     def rows() -> Iterator[Any]:
+        unique = UniqueRows()
         for batch_id in batch_ids:
-            yield from h.collect(batch_id)
+            for table in h.collect(batch_id):
+                yield unique(table)
 
     gc.collect()  # each measurement starts without the previous one's garbage
     started = time.perf_counter()

@@ -241,3 +241,16 @@ def test_api_key_from_dlt_secrets_and_never_in_errors(
     with pytest.raises(anthropic.AuthenticationError) as denied:
         wrong.submit(_prompts(2), MODEL)
     assert "sk-ant-wrong-secret" not in str(denied.value) and "sk-ant-wrong-secret" not in repr(wrong)
+
+
+def test_one_row_per_custom_id_although_dlt_skips_its_staging_dedup(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """The resource tells dlt its packages are deduplicated; identical bad prompts share one fallback id."""
+    pipeline = _pipeline(tmp_path)
+    _run(pipeline, emulator, [*_prompts(3), 7, 7, 7])
+    table = pipeline.default_schema.get_table("claude_messages")
+    assert table.get("x-stage-data-deduplicated") is True
+    assert _rows(tmp_path, "SELECT count(*), count(DISTINCT custom_id) FROM ai.claude_messages") == [(4, 4)]
+    _run(pipeline, emulator, [*_prompts(3), 7, 7, 7])  # the re-run merges: still one row each
+    assert _rows(tmp_path, "SELECT count(*), count(DISTINCT custom_id) FROM ai.claude_messages") == [(4, 4)]

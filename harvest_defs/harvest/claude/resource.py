@@ -24,6 +24,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.schema.typing import TDeleteInsertStrategyDict
 
 from harvest_defs.harvest.claude import settings
 from harvest_defs.harvest.claude.harvester import ClaudeBatchHarvester
@@ -32,6 +33,46 @@ from harvest_defs.harvest.claude.results import invalid_rows
 from harvest_defs.harvest.ledger import COLLECTED, ENDED
 
 TABLE_NAME = "claude_messages"
+
+# ``deduplicated``: every load package this resource writes holds each custom_id once (see
+# :class:`UniqueRows`), so dlt may skip its ``ROW_NUMBER() OVER (PARTITION BY custom_id)`` pass over the
+# staging table. Measured on 100k rows (benchmarks/claude_ingest.py, medians of 7 interleaved runs):
+# 2.35 s -> 2.05 s per ``pipeline.run``. Delete-insert (not upsert) because a re-collected row must
+# replace the old one and upsert measured no faster here.
+MERGE_DISPOSITION: TDeleteInsertStrategyDict = {
+    "disposition": "merge",
+    "strategy": "delete-insert",
+    "deduplicated": True,
+}
+
+
+class UniqueRows:
+    """Drops rows whose ``custom_id`` was already yielded in this load: the promise behind ``deduplicated``.
+
+    The first occurrence wins, so callers yield the freshest rows first (new batches before old ones).
+    O(n): one set of ids; a table with no repeat (the normal case) passes through unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self.dropped = 0
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        ids = table.column("custom_id").to_pylist()
+        seen = self._seen
+        if seen.isdisjoint(ids):
+            before = len(seen)
+            seen.update(ids)
+            if len(seen) - before == len(ids):
+                return table
+            seen.difference_update(ids)  # repeats inside the table itself: take the slow path
+        keep: list[bool] = []
+        for custom_id in ids:
+            fresh = custom_id not in seen
+            keep.append(fresh)
+            seen.add(custom_id)
+        self.dropped += keep.count(False)
+        return table.filter(pa.array(keep, type=pa.bool_()))
 
 
 def claude_message_batches(
@@ -69,6 +110,8 @@ def claude_message_batches(
     def claude_messages() -> Iterator[pa.Table]:
         from dlt.common import logger
 
+        unique = UniqueRows()
+
         home = _harvest_home()
         harvester = ClaudeBatchHarvester(
             api_key,
@@ -84,7 +127,7 @@ def claude_message_batches(
             from harvest_defs.harvest.claude.prompts import invalid_prompts_message
 
             logger.warning(invalid_prompts_message(prepared.invalid))
-            yield invalid_rows(prepared.invalid, model)
+            yield unique(invalid_rows(prepared.invalid, model))
         if not prepared.requests:
             return
         loaded = _loaded_successes(_table_name(holder.get("resource")))
@@ -94,13 +137,14 @@ def claude_message_batches(
         # Rows that succeeded (ledger) but are missing from the destination: re-yield from disk.
         missing = needed - _hashes_in_new_batches(harvester, sent_now)
         old = harvester.open_batches_for(missing, include_collected=True) if missing else []
-        to_collect = list(dict.fromkeys([*report.batch_ids, *old]))
+        # Newest first: a row repeated in an older batch (a failure since retried) loses to the new one.
+        to_collect = list(dict.fromkeys([*report.new_batch_ids, *report.batch_ids, *old]))
         waiting = [b for b in to_collect if _needs_poll(harvester, b)]
         harvester.wait(waiting)
         wanted = pa.array(sorted(needed), type=pa.string())
         for batch_id in to_collect:
             for table in harvester.collect(batch_id):
-                rows = (
+                rows = unique(
                     table if batch_id in sent_now else table.filter(pc.is_in(table["request_hash"], wanted))
                 )
                 if rows.num_rows:
@@ -108,9 +152,11 @@ def claude_message_batches(
             # Best effort: the destination stays the truth, so a crash before the load only means the
             # next run re-yields these rows from the raw file (free), it never re-buys them.
             harvester.mark_collected(batch_id)
+        if unique.dropped:
+            logger.info(f"claude_messages: {unique.dropped} older rows superseded by newer ones in this run")
 
     resource = dlt.resource(
-        claude_messages, name=TABLE_NAME, write_disposition="merge", primary_key="custom_id"
+        claude_messages, name=TABLE_NAME, write_disposition=MERGE_DISPOSITION, primary_key="custom_id"
     )
     holder["resource"] = resource
     return resource
