@@ -120,15 +120,17 @@ def download_results(
         reraise=True,
     )
     def fetch() -> None:
+        counter = LineCounter()  # counts the very bytes written: no second read of the file
         with (
             client.messages.batches.with_streaming_response.results(batch_id) as response,
             open(tmp, "wb") as fh,
         ):
             for chunk in response.iter_bytes(1 << 20):
                 fh.write(chunk)
+                counter.feed(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        lines = complete_lines(tmp)
+        lines = counter.complete_lines()
         if lines != expected_lines:
             raise IncompleteResultsError(
                 f"results of {batch_id}: {lines} complete lines, expected {expected_lines}"
@@ -155,25 +157,43 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class LineCounter:
+    """Complete JSONL lines in a byte stream fed in pieces (a download, or a file read in blocks)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self._tail = b""  # bytes after the last newline
+
+    def feed(self, block: bytes) -> None:
+        newlines = block.count(b"\n")
+        if newlines:
+            self.lines += newlines
+            self._tail = block[block.rindex(b"\n") + 1 :]
+        else:
+            self._tail += block
+
+    def complete_lines(self) -> int:
+        """Newline-terminated lines, plus a final unterminated line only if it is whole JSON."""
+        if self._tail.strip():
+            try:
+                orjson.loads(self._tail)
+                return self.lines + 1
+            except orjson.JSONDecodeError:
+                pass
+        return self.lines
+
+
 def complete_lines(path: Path) -> int:
     """Newline-terminated lines, plus a final unterminated line only if it is whole JSON.
 
     A stream cut mid-line leaves an unterminated fragment (not counted); one cut at a line boundary
     leaves fewer lines. Either way the count differs from the batch's request total.
     """
-    count = 0
-    tail = b""
+    counter = LineCounter()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 22):
-            count += block.count(b"\n")
-            tail = (tail + block).rsplit(b"\n", 1)[-1]
-    if tail.strip():
-        try:
-            orjson.loads(tail)
-            count += 1
-        except orjson.JSONDecodeError:
-            pass
-    return count
+            counter.feed(block)
+    return counter.complete_lines()
 
 
 # --- parsing -------------------------------------------------------------------------------------------

@@ -28,8 +28,10 @@ CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Keys a prompt mapping may carry: the seed guide's text/custom_id/max_tokens plus per-prompt overrides.
 PROMPT_KEYS = frozenset({"text", "custom_id", "system", "max_tokens", "temperature"})
 
-# Arrow tables handed to dlt hold about this many rows (dlt's arrow fast path likes 5k-10k).
-ARROW_CHUNK_ROWS = 10_000
+# Arrow tables handed to dlt hold at most this many rows (in practice one per 8 MB JSON block, ~18k).
+# Why not 10k: every chunk rebuilds the custom_id hash set of the manifest for ``index_in``; measured on
+# 100k results, parsing took 0.36 s with 10k chunks and 0.27 s with 50k; dlt's load time was the same.
+ARROW_CHUNK_ROWS = 50_000
 
 # Prefix and length of generated custom_ids ("req_" + 24 hex of the request's content hash).
 GENERATED_ID_PREFIX = "req_"
