@@ -133,10 +133,15 @@ class _Tally:
 def claude_collect_source(harvester: Any = None, batch_ids: Sequence[str] = (), tally: Any = None) -> Any:
     """Rows of ended batches as Arrow tables; merge on ``custom_id`` so a re-collect never duplicates."""
 
-    @dlt.resource(name="claude_messages", write_disposition="merge", primary_key="custom_id")
+    from harvest_defs.harvest.claude.resource import MERGE_DISPOSITION, UniqueRows
+
+    @dlt.resource(name="claude_messages", write_disposition=MERGE_DISPOSITION, primary_key="custom_id")
     def claude_messages() -> Iterator[Any]:
-        for batch_id in batch_ids:
-            for table in harvester.collect(batch_id):
+        # Newest batch first and one row per custom_id: the promise that lets dlt skip its dedup pass.
+        unique = UniqueRows()
+        for batch_id in reversed(batch_ids):
+            for collected in harvester.collect(batch_id):
+                table = unique(collected)
                 if tally is not None:
                     tally.add(table)
                 yield table
