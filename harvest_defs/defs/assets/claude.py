@@ -133,7 +133,7 @@ class _Tally:
 def claude_collect_source(harvester: Any = None, batch_ids: Sequence[str] = (), tally: Any = None) -> Any:
     """Rows of ended batches as Arrow tables; merge on ``custom_id`` so a re-collect never duplicates."""
 
-    from harvest_defs.harvest.claude.resource import MERGE_DISPOSITION, UniqueRows
+    from harvest_defs.harvest.dedup import MERGE_DISPOSITION, UniqueRows
 
     @dlt.resource(name="claude_messages", write_disposition=MERGE_DISPOSITION, primary_key="custom_id")
     def claude_messages() -> Iterator[Any]:

@@ -24,55 +24,15 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.schema.typing import TDeleteInsertStrategyDict
 
 from harvest_defs.harvest.claude import settings
 from harvest_defs.harvest.claude.harvester import ClaudeBatchHarvester
 from harvest_defs.harvest.claude.prompts import InvalidPromptsError, prepare_prompts
 from harvest_defs.harvest.claude.results import invalid_rows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION, UniqueRows
 from harvest_defs.harvest.ledger import COLLECTED, ENDED
 
 TABLE_NAME = "claude_messages"
-
-# ``deduplicated``: every load package this resource writes holds each custom_id once (see
-# :class:`UniqueRows`), so dlt may skip its ``ROW_NUMBER() OVER (PARTITION BY custom_id)`` pass over the
-# staging table. Measured on 100k rows (benchmarks/claude_ingest.py, medians of 7 interleaved runs):
-# 2.35 s -> 2.05 s per ``pipeline.run``. Delete-insert (not upsert) because a re-collected row must
-# replace the old one and upsert measured no faster here.
-MERGE_DISPOSITION: TDeleteInsertStrategyDict = {
-    "disposition": "merge",
-    "strategy": "delete-insert",
-    "deduplicated": True,
-}
-
-
-class UniqueRows:
-    """Drops rows whose ``custom_id`` was already yielded in this load: the promise behind ``deduplicated``.
-
-    The first occurrence wins, so callers yield the freshest rows first (new batches before old ones).
-    O(n): one set of ids; a table with no repeat (the normal case) passes through unchanged.
-    """
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self.dropped = 0
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        ids = table.column("custom_id").to_pylist()
-        seen = self._seen
-        if seen.isdisjoint(ids):
-            before = len(seen)
-            seen.update(ids)
-            if len(seen) - before == len(ids):
-                return table
-            seen.difference_update(ids)  # repeats inside the table itself: take the slow path
-        keep: list[bool] = []
-        for custom_id in ids:
-            fresh = custom_id not in seen
-            keep.append(fresh)
-            seen.add(custom_id)
-        self.dropped += keep.count(False)
-        return table.filter(pa.array(keep, type=pa.bool_()))
 
 
 def claude_message_batches(
