@@ -51,6 +51,7 @@ from harvest_defs.harvest.ledger import (
     BatchLedger,
     LedgerBatch,
 )
+from harvest_defs.harvest.progress import BatchProgress
 
 if TYPE_CHECKING:
     import anthropic
@@ -70,14 +71,6 @@ class SubmitReport:
     estimated_cost_usd: float
     duplicates_merged: int = 0
     new_batch_ids: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    batch_id: str
-    processing_status: str
-    request_counts: dict[str, int]
-    ended: bool
 
 
 def split_requests(

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from harvest_defs.harvest.claude.prompts import InvalidPrompt, PreparedRequest
 from harvest_defs.harvest.claude.settings import ARROW_CHUNK_ROWS
+from harvest_defs.harvest.progress import transport_errors
 
 if TYPE_CHECKING:
     import anthropic
@@ -114,7 +115,7 @@ def download_results(
     tmp = raw_path.with_name(f"{raw_path.name}.{os.getpid()}.part")
 
     @retry(
-        retry=retry_if_exception_type((IncompleteResultsError, *_transport_errors(), sdk.APIConnectionError)),
+        retry=retry_if_exception_type((IncompleteResultsError, *transport_errors(), sdk.APIConnectionError)),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=10),
         reraise=True,
@@ -143,18 +144,6 @@ def download_results(
         raise
     os.replace(tmp, raw_path)
     return raw_path
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Body-stream errors of the HTTP library the SDK uses (anthropic 2.13 ships ``httpx2``)."""
-    errors: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        errors.append(module.TransportError)
-    return tuple(errors)
 
 
 class LineCounter:

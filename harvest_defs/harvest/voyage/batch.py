@@ -32,6 +32,8 @@ import pyarrow as pa
 
 from harvest_defs.harvest.hashing import set_hash, stable_hash
 from harvest_defs.harvest.ledger import BatchLedger, LedgerBatch
+from harvest_defs.harvest.progress import BatchProgress as SharedBatchProgress
+from harvest_defs.harvest.progress import transport_errors
 from harvest_defs.harvest.voyage.arrow import decode_base64_vectors, embeddings_table
 from harvest_defs.harvest.voyage.client import openai_batch_client, resolve_credentials
 from harvest_defs.harvest.voyage.packing import EmbedInput, Rejected, prepare_inputs
@@ -61,28 +63,12 @@ class SubmitReport:
 
 
 @dataclass(frozen=True)
-class BatchProgress:
-    batch_id: str
-    processing_status: str
-    request_counts: dict[str, int]
-    ended: bool
+class BatchProgress(SharedBatchProgress):
     output_file_id: str | None = None
     error_file_id: str | None = None
 
 
 DOWNLOAD_ATTEMPTS = 5
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Body-stream errors of the HTTP libraries the SDK may use (``httpx2`` in recent releases)."""
-    errors: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        errors.append(module.TransportError)
-    return tuple(errors)
 
 
 def _write_atomic(path: Path, lines: Iterator[str]) -> None:
@@ -332,7 +318,7 @@ class VoyageBatchHarvester:
         tmp = path.with_name(path.name + f".part{os.getpid()}")
 
         @retry(
-            retry=retry_if_exception_type((openai.APIConnectionError, *_transport_errors())),
+            retry=retry_if_exception_type((openai.APIConnectionError, *transport_errors())),
             stop=stop_after_attempt(DOWNLOAD_ATTEMPTS),
             wait=wait_exponential(multiplier=0.5, max=10),
             reraise=True,
