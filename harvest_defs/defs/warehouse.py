@@ -47,7 +47,7 @@ def query_arrow(
         try:
             if needs is not None and not table_exists(con, needs):
                 return None
-            return con.execute(sql, list(params)).fetch_arrow_table()
+            return con.execute(sql, list(params)).to_arrow_table()
         finally:
             con.close()
 
