@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from harvest_defs.rag import search as search_module
 from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
@@ -131,14 +132,28 @@ def bench_size(rows: int, args: argparse.Namespace, workdir: Path) -> dict[str, 
         exact_ids.append({h.chunk_id for h in exact_search(con, vector, 10)})
         exact_ms.append((time.perf_counter() - t0) * 1000)
     vector_search(con, queries[0], 10)  # warm-up: first query loads the index pages
-    hnsw_ms, recalls = [], []
-    for i, vector in enumerate(queries):
-        t0 = time.perf_counter()
-        hits = vector_search(con, vector, 10)
-        hnsw_ms.append((time.perf_counter() - t0) * 1000)
-        if i < len(exact_ids):
-            recalls.append(len({h.chunk_id for h in hits} & exact_ids[i]) / 10)
+    sweep = []
+    for ef in args.ef_search:  # the first value is the one reported at the top level
+        search_module.HNSW_EF_SEARCH = ef  # what vector_search sets as hnsw_ef_search per query
+        hnsw_ms, recalls = [], []
+        for i, vector in enumerate(queries):
+            t0 = time.perf_counter()
+            hits = vector_search(con, vector, 10)
+            hnsw_ms.append((time.perf_counter() - t0) * 1000)
+            if i < len(exact_ids):
+                recalls.append(len({h.chunk_id for h in hits} & exact_ids[i]) / 10)
+        sweep.append(
+            {
+                "ef_search": ef,
+                "p50_ms": round(percentile(hnsw_ms, 50), 3),
+                "p95_ms": round(percentile(hnsw_ms, 95), 3),
+                "recall_at_10": round(statistics.mean(recalls), 4),
+            }
+        )
+        print(f"{rows} rows, ef_search {ef}: {sweep[-1]}", flush=True)
+    search_module.HNSW_EF_SEARCH = HNSW_EF_SEARCH
     con.close()
+    first = sweep[0]
     return {
         "rows": rows,
         "load_s": round(load_s, 2),
@@ -147,12 +162,13 @@ def bench_size(rows: int, args: argparse.Namespace, workdir: Path) -> dict[str, 
         "rss_mb_after_build": rss_after,
         "rss_mb_peak": rss_peak,
         "file_mb": round(path.stat().st_size / 1e6, 1),
-        "hnsw_p50_ms": round(percentile(hnsw_ms, 50), 3),
-        "hnsw_p95_ms": round(percentile(hnsw_ms, 95), 3),
+        "hnsw_p50_ms": first["p50_ms"],
+        "hnsw_p95_ms": first["p95_ms"],
         "exact_p50_ms": round(percentile(exact_ms, 50), 3),
-        "recall_at_10": round(statistics.mean(recalls), 4),
-        "queries": len(hnsw_ms),
-        "recall_queries": len(recalls),
+        "recall_at_10": first["recall_at_10"],
+        "ef_search_sweep": sweep,
+        "queries": len(queries),
+        "recall_queries": len(exact_ids),
     }
 
 
@@ -192,6 +208,12 @@ def main() -> int:
     parser.add_argument("--noise", type=float, default=0.6, help="noise norm relative to the unit centre")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--exact-queries", type=int, default=50, help="queries also run brute force (recall)")
+    parser.add_argument(
+        "--ef-search",
+        type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+        default=[HNSW_EF_SEARCH],
+        help="comma-separated hnsw_ef_search values to sweep (first = reported), e.g. 64,128,256",
+    )
     parser.add_argument("--seed-rows", type=int, default=10_000)
     parser.add_argument("--seed-queries", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="where the DuckDB files go (default: tmp)")
