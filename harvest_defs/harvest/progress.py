@@ -1,4 +1,4 @@
-"""What both harvesters share about a batch in flight: its progress, and the errors worth a retry.
+"""What both harvesters share about a batch in flight: its progress, the errors worth a retry, downloads.
 
 The Dagster sensors treat Claude and Voyage batches alike (``defs/batches.py``), so the progress type is
 one type; each provider may add fields.
@@ -6,7 +6,10 @@ one type; each provider may add fields.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,34 @@ def transport_errors() -> tuple[type[BaseException], ...]:
             continue
         errors.append(module.TransportError)
     return tuple(errors)
+
+
+def download_atomically(
+    path: Path,
+    fetch: Callable[[Path], None],
+    retry_on: tuple[type[BaseException], ...],
+    attempts: int,
+) -> Path:
+    """``fetch(part_file)`` with retries, then rename: ``path`` only ever holds a whole download.
+
+    The SDKs retry failed requests but not a body cut mid-stream; ``fetch`` restarts from the beginning
+    into a pid-named part file, so a retry or a concurrent process never reads half a file. The part
+    file is removed when every attempt failed.
+    """
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    fetch_with_retries = retry(
+        retry=retry_if_exception_type((*retry_on, *transport_errors())),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        reraise=True,
+    )(fetch)
+    try:
+        fetch_with_retries(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from harvest_defs.harvest.claude.prompts import InvalidPrompt, PreparedRequest
 from harvest_defs.harvest.claude.settings import ARROW_CHUNK_ROWS
-from harvest_defs.harvest.progress import transport_errors
+from harvest_defs.harvest.progress import download_atomically
 
 if TYPE_CHECKING:
     import anthropic
@@ -109,18 +109,8 @@ def download_results(
     if raw_path.exists():
         return raw_path
     import anthropic as sdk
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-    raw_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = raw_path.with_name(f"{raw_path.name}.{os.getpid()}.part")
-
-    @retry(
-        retry=retry_if_exception_type((IncompleteResultsError, *transport_errors(), sdk.APIConnectionError)),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        reraise=True,
-    )
-    def fetch() -> None:
+    def fetch(tmp: Path) -> None:
         counter = LineCounter()  # counts the very bytes written: no second read of the file
         with (
             client.messages.batches.with_streaming_response.results(batch_id) as response,
@@ -137,13 +127,7 @@ def download_results(
                 f"results of {batch_id}: {lines} complete lines, expected {expected_lines}"
             )
 
-    try:
-        fetch()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, raw_path)
-    return raw_path
+    return download_atomically(raw_path, fetch, (IncompleteResultsError, sdk.APIConnectionError), attempts)
 
 
 class LineCounter:

@@ -33,7 +33,7 @@ import pyarrow as pa
 from harvest_defs.harvest.hashing import set_hash, stable_hash
 from harvest_defs.harvest.ledger import BatchLedger, LedgerBatch
 from harvest_defs.harvest.progress import BatchProgress as SharedBatchProgress
-from harvest_defs.harvest.progress import transport_errors
+from harvest_defs.harvest.progress import download_atomically
 from harvest_defs.harvest.voyage.arrow import decode_base64_vectors, embeddings_table
 from harvest_defs.harvest.voyage.client import openai_batch_client, resolve_credentials
 from harvest_defs.harvest.voyage.packing import EmbedInput, Rejected, prepare_inputs
@@ -312,28 +312,12 @@ class VoyageBatchHarvester:
         if not file_id:
             return None
         import openai
-        from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".part{os.getpid()}")
-
-        @retry(
-            retry=retry_if_exception_type((openai.APIConnectionError, *transport_errors())),
-            stop=stop_after_attempt(DOWNLOAD_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.5, max=10),
-            reraise=True,
-        )
-        def fetch() -> None:
+        def fetch(tmp: Path) -> None:
             with self.client.files.with_streaming_response.content(file_id) as response:
                 response.stream_to_file(tmp)
 
-        try:
-            fetch()
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, path)
-        return path
+        return download_atomically(path, fetch, (openai.APIConnectionError,), DOWNLOAD_ATTEMPTS)
 
     def _ledger_row(self, batch_id: str) -> LedgerBatch:
         row = self.ledger.get(batch_id)
