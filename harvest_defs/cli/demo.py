@@ -152,7 +152,7 @@ def _run_chain(console: Console, question: str | None, k: int) -> Any:
             materialize_selection(defs, instance, ["rag_index"])
         progress.advance(index)
 
-    from harvest_defs.defs.corpus import default_corpus_dir
+    from harvest_defs.harvest.corpus import default_corpus_dir
     from harvest_defs.rag.answer import answer
 
     text = question or _first_sample_question(default_corpus_dir())

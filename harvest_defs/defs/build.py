@@ -19,11 +19,11 @@ from harvest_defs.defs.assets.documents import build_documents_asset
 from harvest_defs.defs.assets.rag import rag_index
 from harvest_defs.defs.assets.voyage import build_embeddings_assets
 from harvest_defs.defs.checks import ALL_CHECKS
-from harvest_defs.defs.corpus import default_corpus_dir
 from harvest_defs.defs.partitions import collection_partitions
 from harvest_defs.defs.resources import HarvestStoreResource, default_resources
 from harvest_defs.defs.schedules import build_new_documents_schedule
 from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
+from harvest_defs.harvest.corpus import default_corpus_dir
 
 
 def _definition_pipelines_dir() -> str:

@@ -75,7 +75,7 @@ class HarvestStoreResource(dg.ConfigurableResource):
 
     @property
     def corpus_path(self) -> Path:
-        from harvest_defs.defs.corpus import default_corpus_dir
+        from harvest_defs.harvest.corpus import default_corpus_dir
 
         return Path(_env_or(self.corpus_dir, "HARVEST_CORPUS") or default_corpus_dir())
 

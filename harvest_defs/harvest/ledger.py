@@ -18,21 +18,45 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from harvest_defs.harvest.ledger_requests import (
+    FAILED,
+    LOST_REQUEST,
+    SUBMITTED,
+    SUCCEEDED,
+    RequestsMixin,
+)
+from harvest_defs.harvest.ledger_submissions import SUBMISSIONS_SCHEMA, Submission, SubmissionsMixin
 
 CREATING = "creating"
 IN_PROGRESS = "in_progress"
 ENDED = "ended"
 COLLECTED = "collected"
 ABANDONED = "abandoned"
+# The API no longer knows the batch (404) or its results are gone (archived): nothing more can be read
+# from it. Sensors skip it; its requests stay unsent until someone resubmits them on purpose (paying).
+LOST = "lost"
 
-SUBMITTED = "submitted"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+__all__ = [
+    "ABANDONED",
+    "COLLECTED",
+    "CREATING",
+    "ENDED",
+    "FAILED",
+    "IN_PROGRESS",
+    "LOST",
+    "LOST_REQUEST",
+    "SUBMITTED",
+    "SUCCEEDED",
+    "BatchLedger",
+    "LedgerBatch",
+    "Submission",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -108,7 +132,7 @@ def _row_to_batch(row: tuple[Any, ...]) -> LedgerBatch:
     )
 
 
-class BatchLedger:
+class BatchLedger(RequestsMixin, SubmissionsMixin):
     """Process-safe journal of batches and requests (see the module docstring for why)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -117,6 +141,7 @@ class BatchLedger:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            con.executescript(SUBMISSIONS_SCHEMA)
 
     def __repr__(self) -> str:
         return f"BatchLedger({str(self.path)!r})"
@@ -299,6 +324,28 @@ class BatchLedger:
                 ),
             )
 
+    def mark_lost(self, batch_id: str, reason: str) -> None:
+        """The batch can never be read again: record why, and park its unfinished requests as lost.
+
+        Requests that already have an outcome keep it (their results are on disk); the others would
+        otherwise look "in flight" forever and block every later submit of the same content.
+        """
+        now = time.time()
+        with self._write() as con:
+            row = con.execute("SELECT meta FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+            meta = {**json.loads(row[0] if row else "{}"), "lost_reason": reason}
+            con.execute(
+                "UPDATE batches SET status = ?, meta = ?, updated_at = ? WHERE batch_id = ?",
+                (LOST, json.dumps(meta), now, batch_id),
+            )
+            con.execute(
+                "UPDATE requests SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?",
+                (LOST_REQUEST, now, batch_id, SUBMITTED),
+            )
+
+    def lost(self, provider: str | None = None) -> list[LedgerBatch]:
+        return self._select(provider, LOST, None)
+
     def update_counts(self, batch_id: str, request_counts: Mapping[str, int]) -> None:
         with self._write() as con:
             con.execute(
@@ -315,48 +362,3 @@ class BatchLedger:
                 "updated_at = ? WHERE batch_id = ?",
                 (COLLECTED, now, now, now, batch_id),
             )
-
-    # --- requests (the cache) ------------------------------------------------------------------------
-    def record_requests(self, provider: str, batch_id: str, items: Iterable[tuple[str, str | None]]) -> None:
-        """Mark requests as in flight in ``batch_id`` (request_hash, custom_id)."""
-        now = time.time()
-        with self._write() as con:
-            con.executemany(
-                "INSERT INTO requests (provider, request_hash, custom_id, batch_id, state, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, request_hash) DO UPDATE SET "
-                "custom_id = excluded.custom_id, batch_id = excluded.batch_id, state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                ((provider, h, cid, batch_id, SUBMITTED, now) for h, cid in items),
-            )
-
-    def record_outcomes(self, provider: str, outcomes: Iterable[tuple[str, bool]]) -> None:
-        """Final state per request hash: succeeded requests are never sent again, failed ones are."""
-        now = time.time()
-        with self._write() as con:
-            con.executemany(
-                "INSERT INTO requests (provider, request_hash, state, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (provider, request_hash) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                ((provider, h, SUCCEEDED if ok else FAILED, now) for h, ok in outcomes),
-            )
-
-    def request_states(self, provider: str, request_hashes: Iterable[str]) -> dict[str, str]:
-        """State of each *known* hash, in one join (O(n)), not one query per request."""
-        with self._connect() as con:
-            con.execute("BEGIN")  # one transaction for the temp inserts, not one per row
-            con.execute("CREATE TEMP TABLE wanted (h TEXT PRIMARY KEY) WITHOUT ROWID")
-            con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in request_hashes))
-            rows = con.execute(
-                "SELECT r.request_hash, r.state FROM requests r JOIN wanted w ON w.h = r.request_hash "
-                "WHERE r.provider = ?",
-                (provider,),
-            ).fetchall()
-            con.execute("ROLLBACK")
-        return dict(rows)
-
-    def request_counts_by_state(self, provider: str) -> dict[str, int]:
-        with self._connect() as con:
-            rows = con.execute(
-                "SELECT state, count(*) FROM requests WHERE provider = ? GROUP BY state", (provider,)
-            ).fetchall()
-        return {state: int(n) for state, n in rows}

@@ -20,6 +20,8 @@ class BatchProgress:
     processing_status: str
     request_counts: dict[str, int]
     ended: bool
+    # The API answered 404 for it (or its results are gone): marked lost in the ledger, never polled again.
+    lost: bool = False
 
 
 def transport_errors() -> tuple[type[BaseException], ...]:

@@ -24,7 +24,7 @@ from harvest_defs.harvest.ledger import BatchLedger
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from harvest_defs.harvest.claude import harvester as hmod
+    from harvest_defs.harvest.claude import collect as hmod
     from harvest_defs.harvest.claude import ClaudeBatchHarvester, claude_message_batches
     from harvest_defs.harvest.pipeline import create_duckdb_pipeline
 

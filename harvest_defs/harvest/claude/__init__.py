@@ -4,19 +4,16 @@ Importing this package does not import the ``anthropic`` SDK (about 2.7 s); that
 API call.
 """
 
-from harvest_defs.harvest.claude.harvester import (
-    BatchProgress,
-    ClaudeBatchHarvester,
-    ResultsArchivedError,
-    SubmitReport,
-    split_requests,
-)
+from harvest_defs.harvest.claude.errors import BatchLostError, ResultsArchivedError
+from harvest_defs.harvest.claude.harvester import ClaudeBatchHarvester, SubmitReport, split_requests
 from harvest_defs.harvest.claude.prompts import InvalidPrompt, InvalidPromptsError, prepare_prompts
 from harvest_defs.harvest.claude.resource import claude_message_batches
 from harvest_defs.harvest.claude.results import CLAUDE_MESSAGES_SCHEMA
+from harvest_defs.harvest.progress import BatchProgress
 
 __all__ = [
     "CLAUDE_MESSAGES_SCHEMA",
+    "BatchLostError",
     "BatchProgress",
     "ClaudeBatchHarvester",
     "InvalidPrompt",

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from harvest_defs.harvest.claude import settings
 from harvest_defs.harvest.claude.client import make_client, resolve_api_key, resolve_base_url
+from harvest_defs.harvest.claude.collect import CollectMixin
+from harvest_defs.harvest.claude.errors import BatchLostError, ResultsArchivedError
 from harvest_defs.harvest.claude.prompts import (
     InvalidPrompt,
     PreparedPrompts,
@@ -37,8 +36,6 @@ from harvest_defs.harvest.claude.prompts import (
     prepare_prompts,
 )
 from harvest_defs.harvest.claude.results import (
-    download_results,
-    parse_results,
     parse_timestamp,
     read_manifest,
     write_manifest,
@@ -46,17 +43,18 @@ from harvest_defs.harvest.claude.results import (
 from harvest_defs.harvest.hashing import set_hash
 from harvest_defs.harvest.ledger import (
     COLLECTED,
+    LOST_REQUEST,
     SUBMITTED,
     SUCCEEDED,
     BatchLedger,
     LedgerBatch,
 )
-from harvest_defs.harvest.progress import BatchProgress
 
 if TYPE_CHECKING:
     import anthropic
 
 PROVIDER = settings.PROVIDER
+__all__ = ["BatchLostError", "ClaudeBatchHarvester", "ResultsArchivedError", "SubmitReport"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,8 @@ class SubmitReport:
     estimated_cost_usd: float
     duplicates_merged: int = 0
     new_batch_ids: list[str] = field(default_factory=list)
+    # Requests whose batch is lost (404 / results archived): not sent again until rearmed on purpose.
+    requests_lost: int = 0
 
 
 def split_requests(
@@ -108,22 +108,7 @@ def estimate_tokens(requests: Iterable[PreparedRequest], system_chars: int = 0) 
     return math.ceil((chars + system_chars * count) / settings.CHARS_PER_TOKEN), out
 
 
-class ResultsArchivedError(RuntimeError):
-    """The batch's results are gone (Anthropic keeps them 29 days); nothing can be downloaded again.
-
-    Raised instead of the SDK's generic "no results_url" error so callers can tell an expired archive
-    (resubmit, paying again, deliberately) from a transient failure (retry). The batch stays uncollected.
-    """
-
-    def __init__(self, batch_id: str, archived_at: str) -> None:
-        self.batch_id = batch_id
-        super().__init__(
-            f"results of batch {batch_id} were archived at {archived_at} and can no longer be downloaded; "
-            "resubmit its requests to get them again"
-        )
-
-
-class ClaudeBatchHarvester:
+class ClaudeBatchHarvester(CollectMixin):
     """Submit, poll and collect Message Batches, sharing one ledger with every other process."""
 
     # A slot another process reserved this recently may still be getting its batch id: wait for it
@@ -210,9 +195,25 @@ class ClaudeBatchHarvester:
     ) -> SubmitReport:
         requests = prepared.requests
         states = self.ledger.request_states(PROVIDER, (r.request_hash for r in requests))
-        to_send = [r for r in requests if states.get(r.request_hash) not in (SUCCEEDED, SUBMITTED)]
-        cached = sum(1 for r in requests if states.get(r.request_hash) == SUCCEEDED)
-        resumed = sum(1 for r in requests if states.get(r.request_hash) == SUBMITTED)
+        to_send: list[PreparedRequest] = []
+        unique: set[str] = set()
+        cached = resumed = lost = 0
+        for r in requests:
+            state = states.get(r.request_hash)
+            if state == SUCCEEDED or (state not in (SUBMITTED, LOST_REQUEST) and r.request_hash in unique):
+                cached += 1  # a result exists, or the same content is already going out in this submit
+            elif state == SUBMITTED:
+                resumed += 1
+            elif state == LOST_REQUEST:
+                lost += 1
+            else:
+                unique.add(r.request_hash)
+                to_send.append(r)
+        if lost:
+            self.log(
+                f"claude submit: {lost} requests belong to lost batches (see `harvest status`); "
+                "not sent again until rearmed (`harvest resubmit`)"
+            )
         to_send.sort(key=lambda r: r.request_hash)
         new_ids: list[str] = []
         resumed_ids: list[str] = []
@@ -242,6 +243,7 @@ class ClaudeBatchHarvester:
             estimated_cost_usd=cost,
             duplicates_merged=prepared.duplicates_merged,
             new_batch_ids=new_ids,
+            requests_lost=lost,
         )
         self.log(
             f"claude submit: {sent} requests sent in {len(new_ids)} new batch(es), {cached} cached, "
@@ -340,93 +342,6 @@ class ClaudeBatchHarvester:
             if not request_hashes.isdisjoint(hashes):
                 found.append(batch.batch_id)
         return found
-
-    # --- poll ----------------------------------------------------------------------------------------
-    def poll(self, batch_id: str) -> BatchProgress:
-        """Retrieve once; records counts (and ``ended``) in the ledger and logs them."""
-        batch = self.client.messages.batches.retrieve(batch_id)
-        counts = {
-            "processing": batch.request_counts.processing,
-            "succeeded": batch.request_counts.succeeded,
-            "errored": batch.request_counts.errored,
-            "canceled": batch.request_counts.canceled,
-            "expired": batch.request_counts.expired,
-        }
-        ended = batch.processing_status == "ended"
-        if ended:
-            self.ledger.mark_ended(batch_id, counts)
-            row = self.ledger.get(batch_id)
-            if row is not None and batch.ended_at is not None:
-                ended_at = parse_timestamp(batch.ended_at).isoformat()
-                self.ledger.update_meta(
-                    PROVIDER, row.request_set_hash, row.chunk_index, api_ended_at=ended_at
-                )
-        else:
-            self.ledger.update_counts(batch_id, counts)
-        self.log(
-            f"claude batch {batch_id}: {batch.processing_status} "
-            + " ".join(f"{name}={value}" for name, value in counts.items())
-        )
-        return BatchProgress(batch_id, batch.processing_status, counts, ended)
-
-    def wait(
-        self, batch_ids: Iterable[str], poll_interval: float | None = None, timeout: float | None = None
-    ) -> None:
-        """Block until every batch has ended, polling (and logging progress) every ``poll_interval``."""
-        pending = list(dict.fromkeys(batch_ids))
-        interval = self.poll_interval if poll_interval is None else poll_interval
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while pending:
-            pending = [b for b in pending if not self.poll(b).ended]
-            if not pending:
-                return
-            if deadline is not None and time.monotonic() + interval > deadline:
-                raise TimeoutError(f"batches still processing after {timeout} s: {pending}")
-            time.sleep(interval)
-
-    # --- collect -------------------------------------------------------------------------------------
-    def collect(self, batch_id: str) -> Iterator[pa.Table]:
-        """The batch's rows as Arrow tables; the raw JSONL is on disk before the first row is parsed.
-
-        Outcomes go to the ledger as each table is produced (succeeded ones become cached; failed ones
-        are retried by the next submit). Call :meth:`mark_collected` once the rows are loaded.
-        """
-        row = self.ledger.get(batch_id)
-        if row is None:
-            raise KeyError(f"batch {batch_id} is not in the ledger {self.ledger.path}")
-        raw = self.raw_path(batch_id)
-        ended_at = row.meta.get("api_ended_at")
-        if not raw.exists() or not ended_at:
-            batch = self.client.messages.batches.retrieve(batch_id)
-            if batch.processing_status != "ended":
-                raise RuntimeError(f"batch {batch_id} has not ended ({batch.processing_status})")
-            if batch.results_url is None:
-                raise ResultsArchivedError(batch_id, str(batch.archived_at or "unknown time"))
-            ended_at = parse_timestamp(batch.ended_at).isoformat()
-            counts = batch.request_counts
-            expected = (
-                counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-            )
-            download_results(self.client, batch_id, raw, expected, settings.DOWNLOAD_ATTEMPTS)
-        manifest = read_manifest(Path(row.meta["manifest"]))
-        model = str(row.meta.get("model", ""))
-        unknown: list[str] = []
-        # Ledger writes run on one background thread (in order) while dlt takes the table: SQLite and
-        # dlt's parquet writer both release the GIL, so on 2 cores this hides most of the write time.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="claude-outcomes") as writer:
-            pending = []
-            for parsed in parse_results(
-                raw, manifest, batch_id, model, parse_timestamp(ended_at), on_unknown=unknown.append
-            ):
-                pending.append(writer.submit(self.ledger.record_outcomes, PROVIDER, parsed.outcomes))
-                yield parsed.table
-            for future in pending:
-                future.result()  # surface a failed write before the caller marks the batch collected
-        if unknown:
-            self.log(f"claude batch {batch_id}: {len(unknown)} results with unknown custom_id: {unknown[:3]}")
-
-    def mark_collected(self, batch_id: str) -> None:
-        self.ledger.mark_collected(batch_id)
 
 
 def _default_log(message: str) -> None:

@@ -8,8 +8,10 @@ Identity:
 - ``content_hash`` = stable hash of the request params (model, system, messages, max_tokens, temperature).
   A prompt without ``custom_id`` gets ``req_`` + 24 hex of it, so the id is the same on every run and
   results always map back.
-- ``request_hash`` = hash of (custom_id, content_hash): the cache key. The custom_id is part of it because
-  rows are keyed by custom_id: the same text under a new id must produce a row for that id.
+- ``request_hash`` = ``content_hash``: the cache key, deliberately *without* the custom_id. A renamed or
+  moved document (new id, same prompt) or a reverted edit is a cache hit: its row is rebuilt from the raw
+  results on disk under the new id (``ClaudeBatchHarvester.stored_rows``), never bought again. Two
+  prompts with the same content in one submit are sent once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from harvest_defs.harvest.claude.settings import (
     GENERATED_ID_HEX,
     GENERATED_ID_PREFIX,
     PROMPT_KEYS,
+    context_window,
+    estimate_prompt_tokens,
 )
 
 
@@ -95,8 +99,9 @@ def generated_custom_id(content_hash: str) -> str:
     return GENERATED_ID_PREFIX + content_hash[:GENERATED_ID_HEX]
 
 
-def request_hash(custom_id: str, content_hash: str) -> str:
-    return hashlib.sha256(f"{custom_id}\n{content_hash}".encode()).hexdigest()
+def request_hash(content_hash: str) -> str:
+    """The cache key of a request: its content, so identical requests under two ids are one request."""
+    return content_hash
 
 
 def _number(value: Any) -> bool:
@@ -156,6 +161,14 @@ def prepare_prompts(
             problems.append(f"text must be a string, got {type(text).__name__}")
         elif not text.strip():
             problems.append("text is empty or whitespace")
+        if isinstance(text, str) and isinstance(p_max, int) and isinstance(p_system, str | None):
+            tokens = estimate_prompt_tokens(text, p_system)
+            window = context_window(model)
+            if tokens + p_max > window:
+                problems.append(
+                    f"prompt is ~{tokens} tokens + max_tokens {p_max}, over {model}'s context window of "
+                    f"{window} tokens (shorten or split the text)"
+                )
         given_id = prompt.get("custom_id")
         if given_id is not None and not (isinstance(given_id, str) and CUSTOM_ID_PATTERN.match(given_id)):
             problems.append(f"custom_id must match {CUSTOM_ID_PATTERN.pattern}, got {given_id!r}")
@@ -199,9 +212,7 @@ def prepare_prompts(
             continue
         by_id[custom_id] = len(out.requests)
         assert isinstance(text, str)
-        out.requests.append(
-            PreparedRequest(index, custom_id, request_hash(custom_id, c_hash), text, p_max, body)
-        )
+        out.requests.append(PreparedRequest(index, custom_id, request_hash(c_hash), text, p_max, body))
     duplicated = {cid: idx for cid, idx in explicit_ids.items() if len(idx) > 1}
     if duplicated:
         # Every occurrence is rejected (which of two prompts "doc_1" means is the caller's call, not

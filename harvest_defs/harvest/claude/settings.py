@@ -39,3 +39,18 @@ GENERATED_ID_HEX = 24
 
 # Token estimate before the API counts them (the emulator and Anthropic's guidance: ~4 chars per token).
 CHARS_PER_TOKEN = 4
+
+# https://docs.claude.com/en/docs/about-claude/models/overview: every current model has a 200k-token
+# context window (1M for some only behind a beta header, which batches here never send). A prompt whose
+# estimate plus max_tokens exceeds it is refused before any money is spent.
+CONTEXT_WINDOW_TOKENS = 200_000
+
+
+def context_window(model: str) -> int:
+    """The model's context window in tokens (the same for every current model; one place to change)."""
+    return CONTEXT_WINDOW_TOKENS
+
+
+def estimate_prompt_tokens(text: str, system: str | None = None) -> int:
+    """The pre-send estimate of a prompt's input tokens (ceil(chars / CHARS_PER_TOKEN))."""
+    return -(-(len(text) + len(system or "")) // CHARS_PER_TOKEN)

@@ -273,7 +273,16 @@ class VoyageBatchHarvester:
 
     # --- poll ---------------------------------------------------------------------------------------
     def poll(self, batch_id: str) -> BatchProgress:
-        batch = self.client.batches.retrieve(batch_id)
+        """Retrieve once; a batch the API no longer knows (404) is marked lost and reported ``lost``."""
+        import openai
+
+        try:
+            batch = self.client.batches.retrieve(batch_id)
+        except openai.NotFoundError:
+            reason = f"the Voyage API answered 404 for batch {batch_id} (deleted, or another key)"
+            self.ledger.mark_lost(batch_id, reason)
+            self.log(reason)
+            return BatchProgress(batch_id, "lost", {}, ended=False, lost=True)
         counts_obj = batch.request_counts
         counts = (
             {k: int(v) for k, v in counts_obj.model_dump().items() if isinstance(v, int)}
@@ -286,7 +295,12 @@ class VoyageBatchHarvester:
         elif counts:
             self.ledger.update_counts(batch_id, counts)
         return BatchProgress(
-            batch_id, str(batch.status), counts, ended, batch.output_file_id, batch.error_file_id
+            batch_id,
+            str(batch.status),
+            counts,
+            ended,
+            output_file_id=batch.output_file_id,
+            error_file_id=batch.error_file_id,
         )
 
     def wait(self, batch_ids: Sequence[str], sleep: Callable[[float], None] = time.sleep) -> None:
@@ -296,7 +310,7 @@ class VoyageBatchHarvester:
             progress = [self.poll(b) for b in pending]
             for p in progress:
                 self.log(f"Voyage batch {p.batch_id}: {p.processing_status} {json.dumps(p.request_counts)}")
-            pending = [p.batch_id for p in progress if not p.ended]
+            pending = [p.batch_id for p in progress if not (p.ended or p.lost)]
             if pending:
                 sleep(self.poll_interval)
 
@@ -345,7 +359,7 @@ class VoyageBatchHarvester:
                 self._parse(path, results, failures)
         yield from self._tables(manifest, results)
         outcomes = [(m["request_hash"], m["custom_id"] in results) for m in manifest]
-        self.ledger.record_outcomes(PROVIDER, outcomes)
+        self.ledger.record_outcomes(PROVIDER, outcomes, batch_id)
         failed = [m for m in manifest if m["custom_id"] not in results]
         if failed:
             logger.error(
