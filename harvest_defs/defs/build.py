@@ -1,12 +1,11 @@
-"""``build_defs``: the whole code location from a corpus folder, so tests can build it over their own.
+"""``build_defs``: the whole code location, optionally over a given corpus folder (tests use their own).
 
-Partitions come from the corpus's collections, and the asset factories need them when they decorate, so
-the graph is assembled here rather than at module import of each asset file.
+The asset factories take the partitions definition when they decorate, so the graph is assembled here
+rather than at module import of each asset file. Partitions are dynamic (``corpus_sensor``).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,7 @@ from harvest_defs.defs.assets.voyage import build_embeddings_assets
 from harvest_defs.defs.checks import ALL_CHECKS
 from harvest_defs.defs.partitions import collection_partitions
 from harvest_defs.defs.resources import HarvestStoreResource, default_resources
-from harvest_defs.defs.schedules import build_new_documents_schedule
 from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
-from harvest_defs.harvest.corpus import default_corpus_dir
 
 
 def _definition_pipelines_dir() -> str:
@@ -41,11 +38,11 @@ def build_defs(
     resources: dict[str, Any] | None = None,
 ) -> dg.Definitions:
     """Definitions over ``corpus_dir`` (default ``$HARVEST_CORPUS`` or the packaged sample corpus)."""
-    corpus = Path(corpus_dir or os.environ.get("HARVEST_CORPUS") or default_corpus_dir())
-    partitions = collection_partitions(corpus)
+    partitions = collection_partitions()  # dynamic: corpus_sensor keeps them equal to the collections
     pipelines_dir = _definition_pipelines_dir()
     bound = default_resources()
-    bound["store"] = HarvestStoreResource(corpus_dir=str(corpus))
+    # The corpus is read by runs and sensors, never at load: a folder added later needs no reload.
+    bound["store"] = HarvestStoreResource(corpus_dir=str(corpus_dir) if corpus_dir else None)
     bound.update(resources or {})
     return dg.Definitions(
         assets=[
@@ -58,7 +55,6 @@ def build_defs(
         ],
         asset_checks=ALL_CHECKS,
         sensors=build_sensors(sensor_interval or sensor_interval_seconds()),
-        schedules=[build_new_documents_schedule(partitions)],
         resources=bound,
         # One process per run: each step subprocess of the multiprocess executor re-imports the code
         # location (~4 s here), while our steps mostly wait on APIs or on the single DuckDB writer slot.

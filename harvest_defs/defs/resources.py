@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -108,6 +108,10 @@ class AnthropicResource(dg.ConfigurableResource):
     temperature: float | None = None
     system_prompt: str = (
         "You summarize documents for a search index. Reply with a faithful summary of 2-3 sentences."
+    )
+    oversize: Literal["truncate", "fail"] = Field(
+        default="truncate",
+        description="A document over the context window: cut to fit (truncated=true) or a failure row",
     )
     poll_interval_seconds: float = Field(default=60.0, description="Sensor interval between polls")
     max_failed_ratio: float = Field(default=0.05, description="Asset check threshold on failed requests")

@@ -1,9 +1,12 @@
-"""Sensors: poll in-flight batches from the ledger and request the collecting run when one ends.
+"""Sensors: poll in-flight batches from the ledger and request the collecting run when they end.
 
 The sensors read the SQLite ledger (safe across processes) and the providers' batch status endpoints —
-never the DuckDB files, which a run may be writing. Each ended batch gets exactly one run, ever: the
-``run_key`` carries the batch id (Dagster skips a run key it has seen) and the cursor remembers which
-batches were already requested, so a restarted daemon does not ask again.
+never the DuckDB files, which a run may be writing. ``claude_batch_sensor`` works on *submissions* (a
+partition's submit and the batches it needs, possibly none): one collect run per partition once they
+have all ended or been lost, so a submit that was all cache hits (a rename, a revert, a delete) is
+reconciled too. Each submission is requested once, ever: the ``run_key`` names it (Dagster skips a run key
+it has seen) and the cursor remembers it, so a restarted daemon does not ask again. One batch that fails
+to poll, or that the API no longer knows, never stops the tick for the others (``defs/batches.py``).
 """
 
 import json
@@ -17,7 +20,8 @@ from harvest_defs.defs.assets.answers import RAG_ANSWERS_BATCHES, RAG_ANSWERS_KE
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
-from harvest_defs.defs.batches import has_open_batches, poll_ended_batches
+from harvest_defs.defs.batches import has_open_batches, poll_batches, poll_ended_batches
+from harvest_defs.defs.corpus_sensor import build_corpus_sensor
 from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
 from harvest_defs.defs.voyage_batches import VOYAGE_PROVIDER, voyage_poller
 
@@ -43,7 +47,7 @@ def _batch_run_requests(
     """Poll every in-flight batch (logging progress), then one RunRequest per newly ended batch."""
     requested = _load_cursor(context.cursor)
     seen = set(requested)
-    for batch in poll_ended_batches(ledger, provider, poll, context.log.info):
+    for batch in poll_ended_batches(ledger, provider, poll, context.log):
         if batch.batch_id in seen:
             continue
         context.log.info(f"{provider} batch {batch.batch_id} ended: requesting collection")
@@ -59,6 +63,53 @@ def _batch_run_requests(
     context.update_cursor(json.dumps(requested[-MAX_CURSOR_IDS:]))
 
 
+def claude_collect_requests(
+    context: dg.SensorEvaluationContext, ledger: Any, poll: Callable[[str], Any]
+) -> tuple[list[dg.RunRequest], str, str]:
+    """One collect run per partition whose open submissions' batches have all ended (or were lost).
+
+    Returns the run requests, the new cursor, and why there are none (the tick's skip reason). The cursor
+    holds the submission ids already requested, so a daemon restart never asks twice.
+    """
+    from harvest_defs.harvest.ledger import COLLECTED, ENDED, IN_PROGRESS, LOST
+
+    requested = _load_cursor(context.cursor)
+    for batch in ledger.in_flight(CLAUDE_PROVIDER, None):
+        if batch.partition_key != RAG_ANSWERS_BATCHES:
+            poll_batches(ledger, poll, [batch.batch_id], context.log)
+    ready: dict[str, list[int]] = {}
+    waiting = 0
+    in_flight: set[str] = set()
+    for submission in ledger.open_submissions(CLAUDE_PROVIDER):
+        rows = [ledger.get(b) for b in submission.batch_ids]
+        pending = [r.batch_id for r in rows if r is not None and r.status == IN_PROGRESS]
+        if pending or any(r is not None and r.status not in (ENDED, COLLECTED, LOST) for r in rows):
+            waiting += 1
+            in_flight.update(b for b in pending if b)
+            continue
+        if str(submission.submission_id) not in requested:  # a list of a few thousand ids at most
+            ready.setdefault(str(submission.partition_key), []).append(submission.submission_id)
+    runs = []
+    for partition, ids in sorted(ready.items()):
+        context.log.info(f"partition {partition!r}: submission(s) {ids} ready, requesting collection")
+        requested.extend(str(i) for i in ids)
+        runs.append(
+            dg.RunRequest(
+                run_key=f"collect-{CLAUDE_PROVIDER}-{partition}-{max(ids)}",
+                partition_key=partition,
+                asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY],
+                tags={"harvest/provider": CLAUDE_PROVIDER, "harvest/submissions": ",".join(map(str, ids))},
+            )
+        )
+    cursor = json.dumps(requested[-MAX_CURSOR_IDS:])
+    reason = (
+        f"{len(in_flight)} batch(es) in flight for {waiting} submission(s); nothing has ended yet"
+        if waiting
+        else "no open submissions: nothing submitted since the last collection"
+    )
+    return runs, cursor, reason
+
+
 def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="claude_batch_sensor",
@@ -72,16 +123,35 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     )
     def claude_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource
-    ) -> Iterator[dg.RunRequest]:
+    ) -> dg.SensorResult:
         from harvest_defs.harvest.ledger import BatchLedger
 
         ledger = BatchLedger(store.ledger_path)
-        if not has_open_batches(ledger, CLAUDE_PROVIDER):
-            return  # nothing to poll: no SDK import, no HTTP
+        idle = not ledger.open_submissions(CLAUDE_PROVIDER) and not has_open_batches(ledger, CLAUDE_PROVIDER)
+        if idle:  # nothing to poll: no SDK import, no HTTP
+            return dg.SensorResult(skip_reason="no open submissions and no Claude batch in flight")
         harvester = anthropic.harvester(store)
-        yield from _batch_run_requests(
-            context, CLAUDE_PROVIDER, harvester.poll, ledger, [SUMMARIES_KEY, EMBEDDINGS_KEY]
-        )
+        runs, cursor, reason = claude_collect_requests(context, ledger, harvester.poll)
+        answers = [
+            b.batch_id
+            for b in [
+                *ledger.in_flight(CLAUDE_PROVIDER, RAG_ANSWERS_BATCHES),
+                *ledger.ended_uncollected(CLAUDE_PROVIDER, RAG_ANSWERS_BATCHES),
+            ]
+            if b.batch_id
+        ]
+        if answers:
+            for batch in poll_ended_batches(
+                ledger, CLAUDE_PROVIDER, harvester.poll, context.log, RAG_ANSWERS_BATCHES
+            ):
+                runs.append(
+                    dg.RunRequest(
+                        run_key=f"collect-{CLAUDE_PROVIDER}-{batch.batch_id}",
+                        asset_selection=[RAG_ANSWERS_KEY],
+                        tags={"harvest/batch_id": batch.batch_id, "harvest/provider": CLAUDE_PROVIDER},
+                    )
+                )
+        return dg.SensorResult(run_requests=runs, cursor=cursor, skip_reason=None if runs else reason)
 
     @dg.sensor(
         name="voyage_batch_sensor",
@@ -122,4 +192,4 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
             cursor=str(latest),
         )
 
-    return [claude_batch_sensor, voyage_batch_sensor, rag_index_sensor]
+    return [build_corpus_sensor(interval_seconds), claude_batch_sensor, voyage_batch_sensor, rag_index_sensor]

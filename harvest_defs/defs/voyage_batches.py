@@ -47,19 +47,30 @@ def batch_mode_tables(
     voyage: VoyageResource,
     store: HarvestStoreResource,
     partition_key: str,
-    log: Callable[[str], None],
+    log: Any,
     step: BatchStep,
 ) -> Iterator[Any]:
-    """Arrow tables of this partition's ended batches; then submit what is still missing."""
+    """Rows free from the caches, then this partition's ended batches; then submit what is still missing."""
+    from harvest_defs.harvest.voyage.packing import prepare_inputs
+    from harvest_defs.harvest.voyage.resource import reuse_cached
+
     harvester = batch_harvester(voyage, store)
+    prepared = prepare_inputs(list(texts), harvester.spec, truncation=True, strict=False)
+    todo, reused = reuse_cached(prepared.inputs, voyage.model, "document", harvester.dim, harvester.store)
+    if reused is not None:
+        yield reused
     ended = poll_ended_batches(harvester.ledger, VOYAGE_PROVIDER, harvester.poll, log, partition_key)
     for batch in ended:
         yield from harvester.collect(batch.batch_id)
         step.collected.append(batch.batch_id)
-    report = harvester.submit(list(texts), partition_key=partition_key)
+    report = harvester.submit(
+        [{"id": i.embedding_id, "text": i.text} for i in todo], partition_key=partition_key
+    )
     step.submitted.extend(report.batch_ids)
     if report.batch_ids:
-        log(f"submitted Voyage batch(es) {report.batch_ids}; voyage_batch_sensor collects them when done")
+        log.info(
+            f"submitted Voyage batch(es) {report.batch_ids}; voyage_batch_sensor collects them when done"
+        )
 
 
 def mark_collected(voyage: VoyageResource, store: HarvestStoreResource, batch_ids: Sequence[str]) -> None:

@@ -62,3 +62,36 @@ def query_rows(
 ) -> list[dict[str, Any]] | None:
     table = query_arrow(store, db_path, sql, params, needs=needs)
     return None if table is None else list(table.to_pylist())
+
+
+def column_exists(con: Any, qualified: str, column: str) -> bool:
+    schema, name = qualified.split(".", 1)
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+        [schema, name, column],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def partition_rows(
+    store: HarvestStoreResource, qualified: str, key: str, columns: Sequence[str], partition: str
+) -> list[dict[str, Any]]:
+    """``key`` + ``columns`` of the rows tagged with ``partition`` (none before the first load)."""
+    import duckdb
+
+    db_path = store.warehouse_path
+    if not db_path.exists():
+        return []
+    with store.duckdb_lock(db_path, exclusive=False):
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            if not table_exists(con, qualified) or not column_exists(con, qualified, "partition_key"):
+                return []
+            selected = ", ".join([key, *columns])
+            table = con.execute(
+                f"SELECT {selected} FROM {qualified} WHERE partition_key = ?", [partition]
+            ).to_arrow_table()
+        finally:
+            con.close()
+    return list(table.to_pylist())

@@ -120,7 +120,7 @@ def rag_answers(
     started = time.monotonic()
     harvester = anthropic.harvester(store)
     ended = poll_ended_batches(
-        harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log.info, RAG_ANSWERS_BATCHES
+        harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log, RAG_ANSWERS_BATCHES
     )
     collected = [batch.batch_id for batch in ended]
     answers_loaded = _load_answers(harvester, collected, store) if collected else 0

@@ -1,12 +1,13 @@
 """Claude Message Batches as two assets: submit (returns at once) and collect (``@dlt_assets``).
 
 Submitting and collecting are separate so no run sleeps while a batch is processed (up to 24 h): the
-submit asset records batch ids in the ledger and ends; ``claude_batch_sensor`` polls the ledger's in-flight
-batches and requests ``claude_summaries`` for the partition once a batch has ended.
+submit asset records batch ids in the ledger (a *submission* of the partition) and ends;
+``claude_batch_sensor`` polls the in-flight batches and requests ``claude_summaries`` for the partition
+once every batch its submission needs has ended — at once when it needed none (all cache hits, deletes).
 """
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -14,12 +15,20 @@ import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
-from harvest_defs.defs.batches import poll_ended_batches
+from harvest_defs.defs.batches import poll_batches
+from harvest_defs.defs.claude_rows import (
+    CLAUDE_HINTS,
+    DELETED,
+    ClaudeReconcile,
+    build_prompts,
+    reconcile_tables,
+)
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
     run_dlt_locked,
 )
+from harvest_defs.defs.errors import describe_api_error
 from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
 
@@ -27,16 +36,6 @@ CLAUDE_PROVIDER = "claude"
 SUBMIT_KEY = dg.AssetKey("claude_summary_batches")
 SUMMARIES_KEY = dg.AssetKey("claude_summaries")
 CLAUDE_PIPELINE = "harvest_claude"
-
-PROMPT_TEMPLATE = "Summarize this document for a search index.\n\n<document>\n{text}\n</document>"
-
-
-def build_prompts(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One prompt per document; ``custom_id`` = document id so results map back without a lookup table."""
-    return [
-        {"custom_id": doc["document_id"], "text": PROMPT_TEMPLATE.format(text=doc["text"])}
-        for doc in documents
-    ]
 
 
 def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -59,29 +58,51 @@ def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         """
         started = time.monotonic()
         harvester = anthropic.harvester(store)
-        totals = {"sent": 0, "cached": 0, "resumed": 0, "invalid": 0}
+        totals = {"sent": 0, "cached": 0, "resumed": 0, "invalid": 0, "lost": 0}
         est_usd = 0.0
         batches: dict[str, list[str]] = {}
+        failed: dict[str, str] = {}
         for partition in context.partition_keys:
-            report = harvester.submit(
-                build_prompts(read_snapshot(store, partition)),
-                model=anthropic.model,
-                max_tokens=anthropic.max_tokens,
-                system_prompt=anthropic.system_prompt,
-                temperature=anthropic.temperature,
-                partition_key=partition,
-            )
+            # One partition's failure (an API error, a missing snapshot) never stops the others of a
+            # backfill: each is submitted on its own, and the run fails at the end naming the failed ones.
+            try:
+                prompts, truncated = build_prompts(read_snapshot(store, partition), anthropic)
+                report = harvester.submit(
+                    prompts,
+                    model=anthropic.model,
+                    max_tokens=anthropic.max_tokens,
+                    system_prompt=anthropic.system_prompt,
+                    temperature=anthropic.temperature,
+                    partition_key=partition,
+                )
+            except Exception as exc:
+                failed[partition] = describe_api_error(exc, anthropic.resolved_base_url())
+                context.log.error(f"partition {partition!r}: submit failed: {failed[partition]}")
+                continue
+            # The sensor collects the partition once every batch it needs has ended (none: at once).
+            harvester.ledger.record_submission(CLAUDE_PROVIDER, partition, report.batch_ids)
             batches[partition] = list(report.batch_ids)
-            invalid = report.invalid if isinstance(report.invalid, int) else len(report.invalid)
+            invalid = len(report.invalid)
             totals["sent"] += report.requests_sent
             totals["cached"] += report.requests_cached
             totals["resumed"] += report.requests_resumed
             totals["invalid"] += invalid
+            totals["lost"] += report.requests_lost
             est_usd += float(report.estimated_cost_usd or 0.0)
+            if truncated:
+                context.log.warning(
+                    f"partition {partition!r}: {len(truncated)} document(s) truncated to fit "
+                    f"{anthropic.model}'s context window: {sorted(truncated)[:10]}"
+                )
             context.log.info(
                 f"partition {partition!r}: {report.requests_sent} requests sent in "
-                f"{len(report.batch_ids)} batch(es), {report.requests_cached} cached, "
+                f"{len(report.new_batch_ids)} new batch(es), {report.requests_cached} cached, "
                 f"{report.requests_resumed} resumed, {invalid} invalid"
+            )
+        if failed:
+            raise dg.Failure(
+                f"submit failed for {len(failed)} partition(s); the others were submitted",
+                metadata={"failed_partitions": dg.MetadataValue.json(failed)},
             )
         batch_ids = [b for ids in batches.values() for b in ids]
         return dg.MaterializeResult(
@@ -93,6 +114,7 @@ def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
                     "requests_cached": totals["cached"],
                     "requests_resumed": totals["resumed"],
                     "requests_invalid": totals["invalid"],
+                    "requests_lost": totals["lost"] or None,
                     "est_usd": usd(est_usd),
                     "model": anthropic.model,
                     "duration_s": round(time.monotonic() - started, 3),
@@ -130,23 +152,51 @@ class _Tally:
 
 
 @dlt.source(name="claude")
-def claude_collect_source(harvester: Any = None, batch_ids: Sequence[str] = (), tally: Any = None) -> Any:
-    """Rows of ended batches as Arrow tables; merge on ``custom_id`` so a re-collect never duplicates."""
+def claude_collect_source(rows: Callable[[], Iterator[Any]] | None = None, tally: Any = None) -> Any:
+    """The partition's reconciled rows as Arrow tables; merge on ``custom_id``, ``_deleted`` hard-deletes."""
 
     from harvest_defs.harvest.dedup import MERGE_DISPOSITION, UniqueRows
 
-    @dlt.resource(name="claude_messages", write_disposition=MERGE_DISPOSITION, primary_key="custom_id")
+    @dlt.resource(
+        name="claude_messages",
+        write_disposition=MERGE_DISPOSITION,
+        primary_key="custom_id",
+        columns=CLAUDE_HINTS,
+    )
     def claude_messages() -> Iterator[Any]:
-        # Newest batch first and one row per custom_id: the promise that lets dlt skip its dedup pass.
-        unique = UniqueRows()
-        for batch_id in reversed(batch_ids):
-            for collected in harvester.collect(batch_id):
-                table = unique(collected)
-                if tally is not None:
-                    tally.add(table)
-                yield table
+        unique = UniqueRows()  # one row per custom_id: the promise that lets dlt skip its dedup pass
+        for table in rows() if rows is not None else ():
+            table = unique(table)
+            if tally is not None and table.num_rows and not table.column(DELETED)[0].as_py():
+                tally.add(table)
+            yield table
 
     return claude_messages
+
+
+def _close_submissions(harvester: Any, partition: str, outcome: ClaudeReconcile, log: Any) -> list[str]:
+    """Collect what no row needed (outcomes + raw file), mark batches collected, close what is done."""
+    from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST
+
+    done = []
+    closed_batches: list[str] = []
+    for submission in harvester.ledger.open_submissions(CLAUDE_PROVIDER, partition):
+        rows = [harvester.ledger.get(b) for b in submission.batch_ids]
+        if any(r is not None and r.status not in (ENDED, COLLECTED, LOST) for r in rows):
+            continue  # still waiting on a batch: a later run closes it
+        for row in rows:
+            if row is None or row.status != ENDED or row.batch_id is None:
+                continue
+            if row.batch_id not in outcome.touched_batches:
+                for _ in harvester.collect(row.batch_id):  # raw results kept, outcomes recorded
+                    pass
+            harvester.mark_collected(row.batch_id)
+            closed_batches.append(row.batch_id)
+        done.append(submission.submission_id)
+    harvester.ledger.close_submissions(done)
+    if done:
+        log(f"closed submission(s) {done} of partition {partition!r}")
+    return closed_batches
 
 
 def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir: str) -> dg.AssetsDefinition:
@@ -158,7 +208,10 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         dagster_dlt_translator=AssetKeyTranslator(
             {"claude_messages": SUMMARIES_KEY},
             deps=[SUBMIT_KEY],
-            description="Results of ended Message Batches, loaded into claude_messages (merge on custom_id).",
+            description=(
+                "claude_messages reconciled to the partition's current documents: results of ended "
+                "batches and cache hits written, rows of removed documents deleted."
+            ),
         ),
         pool=DUCKDB_POOL,
     )
@@ -169,29 +222,60 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         anthropic: AnthropicResource,
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
+        partition = context.partition_key
         harvester = anthropic.harvester(store)
-        ended = poll_ended_batches(
-            harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log.info, context.partition_key
-        )
-        batch_ids = [batch.batch_id for batch in ended]
+        for submission in harvester.ledger.open_submissions(CLAUDE_PROVIDER, partition):
+            poll_batches(harvester.ledger, harvester.poll, submission.batch_ids, context.log)
+        documents = read_snapshot(store, partition)
         tally = _Tally()
-        source = claude_collect_source(harvester=harvester, batch_ids=batch_ids, tally=tally)
+        outcome = ClaudeReconcile()
+        rows = reconcile_tables(harvester, store, anthropic, partition, documents, outcome)
+        source = claude_collect_source(rows=lambda: rows, tally=tally)
         results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
-        for batch_id in batch_ids:
-            harvester.mark_collected(batch_id)
+        collected = _close_submissions(harvester, partition, outcome, context.log.info)
+        _log_outcome(context, partition, outcome)
         from harvest_defs.harvest.pricing import estimate_batch_usd
 
-        extra = {
-            "batch_ids": dg.MetadataValue.json(batch_ids),
-            "requests_succeeded": tally.succeeded,
-            "requests_failed": tally.rows - tally.succeeded,
-            "input_tokens": tally.input_tokens,
-            "output_tokens": tally.output_tokens,
-            "est_usd": usd(estimate_batch_usd(anthropic.model, tally.input_tokens, tally.output_tokens)),
-            "first_failures": dg.MetadataValue.md(failures_markdown(tally.failures)),
-            "duration_s": round(time.monotonic() - started, 3),
-        }
+        extra = as_metadata(
+            {
+                "documents": outcome.documents,
+                "rows_written": outcome.written + outcome.invalid,
+                "rows_unchanged": outcome.unchanged,
+                "rows_deleted": len(outcome.deleted),
+                "requests_in_flight": outcome.in_flight,
+                "never_submitted": len(outcome.never_submitted) or None,
+                "truncated_documents": dg.MetadataValue.json(outcome.truncated)
+                if outcome.truncated
+                else None,
+                "lost_batches": dg.MetadataValue.json(outcome.lost_batches) if outcome.lost_batches else None,
+                "batch_ids": dg.MetadataValue.json(collected),
+                "requests_succeeded": tally.succeeded,
+                "requests_failed": tally.rows - tally.succeeded,
+                "input_tokens": tally.input_tokens,
+                "output_tokens": tally.output_tokens,
+                "est_usd": usd(estimate_batch_usd(anthropic.model, tally.input_tokens, tally.output_tokens)),
+                "first_failures": dg.MetadataValue.md(failures_markdown(tally.failures)),
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
         for result in results:
             yield result._replace(metadata={**(result.metadata or {}), **extra})
 
     return claude_summaries
+
+
+def _log_outcome(context: dg.AssetExecutionContext, partition: str, outcome: ClaudeReconcile) -> None:
+    context.log.info(
+        f"partition {partition!r}: {outcome.documents} documents, {outcome.written} rows written, "
+        f"{outcome.unchanged} unchanged, {len(outcome.deleted)} deleted, {outcome.invalid} invalid, "
+        f"{outcome.in_flight} still in flight"
+    )
+    if outcome.deleted:
+        context.log.info(f"deleted rows of documents no longer in {partition!r}: {outcome.deleted[:20]}")
+    if outcome.never_submitted:
+        context.log.warning(
+            f"{len(outcome.never_submitted)} document(s) of {partition!r} have no result and were never "
+            f"submitted (materialize claude_summary_batches): {outcome.never_submitted[:10]}"
+        )
+    for batch_id, reason in outcome.lost_batches.items():
+        context.log.warning(f"batch {batch_id} is lost and was skipped: {reason}")

@@ -1,8 +1,12 @@
 """``documents``: one partition = one corpus collection, snapshotted to Parquet under ``HARVEST_HOME``.
 
-The snapshot (not an IO-manager pickle) is what downstream assets read, so a run always summarizes exactly
-the documents it recorded, and the file is readable with any tool. The data version is the hash of the
-document hashes: unchanged collections report an unchanged version.
+The snapshot (not an IO-manager pickle) is what downstream assets read, so a run always harvests exactly
+the documents it recorded, and the file is readable with any tool. It is the partition's *current corpus*:
+downstream tables are reconciled to it (rows of documents no longer in it are deleted). A collection whose
+folder is gone gets an empty snapshot, which is how its rows leave every table.
+
+Files that cannot be read are skipped, never fatal: each is logged with its path and reason, listed in
+the metadata, and the ``all_files_readable`` check warns.
 """
 
 import hashlib
@@ -11,16 +15,17 @@ from typing import Any
 
 import dagster as dg
 
-from harvest_defs.defs.corpus import collection_fingerprint, read_collection
 from harvest_defs.defs.metadata import as_metadata
+from harvest_defs.defs.partitions import snapshot_file
 from harvest_defs.defs.resources import HarvestStoreResource
 
 DOCUMENTS_KEY = dg.AssetKey("documents")
-SNAPSHOT_COLUMNS = ("document_id", "collection", "source_path", "title", "text", "text_hash")
+READABLE_CHECK = "all_files_readable"
+SNAPSHOT_COLUMNS = ("document_id", "collection", "source_path", "title", "text", "text_hash", "encoding")
 
 
 def snapshot_path(store: HarvestStoreResource, partition_key: str) -> Path:
-    return store.documents_dir / f"{partition_key}.parquet"
+    return snapshot_file(store.documents_dir, partition_key)
 
 
 def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -28,8 +33,9 @@ def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({column: [row[column] for row in rows] for column in SNAPSHOT_COLUMNS})
-    tmp = path.with_suffix(".parquet.tmp")
+    schema = pa.schema([(column, pa.string()) for column in SNAPSHOT_COLUMNS])
+    table = pa.table({column: [row[column] for row in rows] for column in SNAPSHOT_COLUMNS}, schema=schema)
+    tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)  # readers never see a half-written snapshot
 
@@ -46,6 +52,16 @@ def read_snapshot(store: HarvestStoreResource, partition_key: str) -> list[dict[
     return list(pq.read_table(path).to_pylist())
 
 
+def _skipped_markdown(skipped: list[dict[str, str]]) -> str:
+    if not skipped:
+        return "Every file was read."
+    lines = ["| file | reason |", "|---|---|"]
+    lines += [f"| `{s['path']}` | {s['reason'].replace('|', '/')} |" for s in skipped[:50]]
+    if len(skipped) > 50:
+        lines.append(f"| … | {len(skipped) - 50} more |")
+    return "\n".join(lines)
+
+
 def build_documents_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name="documents",
@@ -54,34 +70,67 @@ def build_documents_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         group_name="harvest",
         kinds={"parquet"},
         description="Corpus documents of one collection (.md/.txt/.jsonl), snapshotted to Parquet.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                READABLE_CHECK,
+                asset="documents",
+                description="Warns when files of the collection could not be read (each listed with why).",
+            )
+        ],
     )
     def documents(context: dg.AssetExecutionContext, store: HarvestStoreResource) -> dg.MaterializeResult:
         """A backfill over a range of collections is one run (single-run policy): it only reads files."""
+        from harvest_defs.harvest.corpus import collection_fingerprint, read_collection
+
         corpus = store.corpus_path
         counts: dict[str, int] = {}
         fingerprints: dict[str, str] = {}
         hashes: list[str] = []
         previews: list[str] = []
+        skipped: list[dict[str, str]] = []
+        encodings: dict[str, str] = {}
         for collection in context.partition_keys:
-            rows = read_collection(corpus, collection)
-            write_snapshot(snapshot_path(store, collection), rows)
-            counts[collection] = len(rows)
+            read = read_collection(corpus, collection)
+            write_snapshot(snapshot_path(store, collection), read.documents)
+            counts[collection] = len(read.documents)
             fingerprints[collection] = collection_fingerprint(corpus, collection)
-            hashes.extend(r["text_hash"] for r in rows)
-            previews.extend(f"- `{r['document_id']}` {r['title']}" for r in rows[:10])
-            context.log.info(f"{len(rows)} documents in collection {collection!r}")
+            hashes.extend(r["text_hash"] for r in read.documents)
+            previews.extend(f"- `{r['document_id']}` {r['title']}" for r in read.documents[:10])
+            for row in read.documents:
+                if row["encoding"] not in ("utf-8", "utf-8-sig"):
+                    encodings[row["source_path"]] = row["encoding"]
+                    context.log.info(f"{row['source_path']}: not UTF-8, decoded as {row['encoding']}")
+            for item in read.skipped:
+                context.log.warning(f"skipped {item.path}: {item.reason}")
+                skipped.append(item.as_dict())
+            context.log.info(
+                f"{len(read.documents)} documents in collection {collection!r}, {len(read.skipped)} skipped"
+            )
         version = hashlib.sha256("".join(sorted(hashes)).encode()).hexdigest()[:16]
+        check = dg.AssetCheckResult(
+            check_name=READABLE_CHECK,
+            passed=not skipped,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "skipped_files": len(skipped),
+                "skipped": dg.MetadataValue.md(_skipped_markdown(skipped)),
+            },
+        )
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version) if len(counts) == 1 else None,
             metadata=as_metadata(
                 {
                     "dagster/row_count": sum(counts.values()),
+                    "skipped_files": len(skipped),
+                    "skipped": dg.MetadataValue.md(_skipped_markdown(skipped)),
                     "documents_per_collection": dg.MetadataValue.json(counts),
                     "corpus_fingerprints": dg.MetadataValue.json(fingerprints),
+                    "decoded_encodings": dg.MetadataValue.json(encodings) if encodings else None,
                     "snapshots": dg.MetadataValue.path(str(store.documents_dir)),
                     "preview": dg.MetadataValue.md("\n".join(previews[:20]) or "(empty)"),
                 }
             ),
+            check_results=[check],
         )
 
     return documents

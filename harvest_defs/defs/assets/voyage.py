@@ -1,12 +1,13 @@
-"""``summary_embeddings``: Voyage embeddings of the partition's successful summaries (``@dlt_assets``).
+"""``summary_embeddings``: Voyage embeddings of the partition's current summaries (``@dlt_assets``).
 
 Small and medium partitions use the real-time API (concurrent, rate-limit aware); partitions at or above
-``VoyageResource.batch_threshold`` texts go through the Voyage Batch API (33% off). Either way the
-harvester skips texts already embedded with the same model/settings, so a re-run embeds nothing.
+``VoyageResource.batch_threshold`` texts go through the Voyage Batch API (33% off). Either way texts
+already embedded (in the destination under the same id, or anywhere in the vector store) cost nothing,
+so a re-run, a rename or a revert embeds nothing; rows are reconciled as ``voyage_rows`` describes.
 """
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -21,47 +22,34 @@ from harvest_defs.defs.dlt_support import (
     run_dlt_locked,
 )
 from harvest_defs.defs.metadata import as_metadata
-from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, VoyageResource
+from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
 from harvest_defs.defs.voyage_batches import BatchStep, batch_mode_tables, mark_collected
-from harvest_defs.defs.warehouse import CLAUDE_TABLE, query_rows
+from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
+from harvest_defs.defs.warehouse import VOYAGE_TABLE, partition_rows
 
 EMBEDDINGS_KEY = dg.AssetKey("summary_embeddings")
 VOYAGE_PIPELINE = "harvest_voyage"
 
 
 @dlt.source(name="voyage")
-def voyage_placeholder_source() -> Any:
-    """Describes the asset at load time without importing the harvester (or the SDK) — runs replace it."""
+def voyage_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: int | None = None) -> Any:
+    """The partition's reconciled embeddings (native FLOAT[dim]); ``_deleted`` rows are hard-deleted.
 
-    @dlt.resource(name="voyage_embeddings")
+    Without ``rows`` it only describes the asset at load time (no SDK import, nothing runs).
+    """
+    columns = dict(VOYAGE_HINTS)
+    if rows is not None:  # at run time only: the hint imports the Voyage package (load stays cheap)
+        from harvest_defs.harvest.voyage import embedding_column_hints
+
+        columns.update(embedding_column_hints(dims))
+
+    @dlt.resource(
+        name="voyage_embeddings", write_disposition="merge", primary_key="embedding_id", columns=columns
+    )
     def voyage_embeddings() -> Iterator[Any]:
-        yield from ()
+        yield from rows() if rows is not None else ()
 
     return voyage_embeddings
-
-
-@dlt.source(name="voyage")
-def voyage_embed_source(resource: Any) -> Any:
-    return resource
-
-
-def partition_summaries(store: HarvestStoreResource, partition_key: str) -> list[dict[str, Any]]:
-    """Successful summaries of this partition's documents, as ``{"id", "text"}`` inputs for Voyage."""
-    ids = [doc["document_id"] for doc in read_snapshot(store, partition_key)]
-    if not ids:
-        return []
-    rows = query_rows(
-        store,
-        store.warehouse_path,
-        f"SELECT custom_id, response FROM {CLAUDE_TABLE} "
-        "WHERE success AND response IS NOT NULL "
-        "AND custom_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY custom_id",
-        [ids],
-        needs=CLAUDE_TABLE,
-    )
-    return [
-        {"id": row["custom_id"], "text": row["response"]} for row in rows or [] if row["response"].strip()
-    ]
 
 
 class _EmbeddingTally:
@@ -81,18 +69,60 @@ class _EmbeddingTally:
         return table
 
 
+def _partition_tables(
+    texts: list[dict[str, Any]],
+    voyage: VoyageResource,
+    store: HarvestStoreResource,
+    partition: str,
+    mode: str,
+    log: Any,
+    step: BatchStep,
+    tally: _EmbeddingTally,
+    deleted: list[str],
+) -> Iterator[Any]:
+    """Embeddings for ``texts`` (cached ones free), each tagged with the partition; then the deletions."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from harvest_defs.harvest.voyage.resource import embedding_tables
+    from harvest_defs.harvest.voyage.settings import model_spec
+
+    dim = model_spec(voyage.model).dimension(voyage.dims)
+    if mode == "batch":
+        tables = batch_mode_tables(texts, voyage, store, partition, log, step)
+    else:
+        tables = embedding_tables(
+            texts,
+            input_type="document",
+            output_dimension=voyage.dims,
+            mode="realtime",
+            raw_dir=store.raw_dir,
+            **voyage.client_kwargs(),
+        )
+    wanted = pa.array(sorted(t["id"] for t in texts), pa.string())
+    for table in tables:
+        table = table.filter(pc.is_in(table.column("embedding_id"), wanted))  # a batch may hold stale ids
+        if table.num_rows:
+            yield tag(tally(table), partition)
+    if deleted:
+        yield deletions(deleted, dim, partition)
+
+
 def build_embeddings_assets(
     partitions_def: dg.PartitionsDefinition, pipelines_dir: str
 ) -> dg.AssetsDefinition:
     @dlt_assets(
-        dlt_source=voyage_placeholder_source(),
+        dlt_source=voyage_embed_source(),
         dlt_pipeline=definition_pipeline(VOYAGE_PIPELINE, pipelines_dir),
         name="summary_embeddings",
         partitions_def=partitions_def,
         dagster_dlt_translator=AssetKeyTranslator(
             {"voyage_embeddings": EMBEDDINGS_KEY},
             deps=[SUMMARIES_KEY],
-            description="Voyage embeddings of the summaries (native FLOAT[dim]), real-time or Batch API.",
+            description=(
+                "Voyage embeddings of the partition's current summaries (native FLOAT[dim]), real-time or "
+                "Batch API; rows of removed documents deleted."
+            ),
         ),
         pool=DUCKDB_POOL,
     )
@@ -101,24 +131,28 @@ def build_embeddings_assets(
         dlt: DagsterDltResource,
         store: HarvestStoreResource,
         voyage: VoyageResource,
+        anthropic: AnthropicResource,
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
-        texts = partition_summaries(store, context.partition_key)
+        partition = context.partition_key
+        texts = current_summaries(store, anthropic, read_snapshot(store, partition))
+        current = partition_rows(store, VOYAGE_TABLE, "embedding_id", [], partition)
+        wanted = {t["id"] for t in texts}
+        deleted = sorted(r["embedding_id"] for r in current if r["embedding_id"] not in wanted)
         mode = "batch" if len(texts) >= voyage.batch_threshold else "realtime"
-        context.log.info(f"{len(texts)} summaries to embed with {voyage.model} ({mode} API)")
+        context.log.info(
+            f"{len(texts)} current summaries in {partition!r} ({mode} API), "
+            f"{len(deleted)} embeddings to delete"
+        )
         tally = _EmbeddingTally()
         step = BatchStep()
-        if mode == "batch":
-            resource = batch_resource(texts, voyage, store, context.partition_key, context.log.info, step)
-        else:
-            resource = embeddings_resource(texts, voyage)
-        results = run_dlt_locked(
-            context,
-            dlt,
-            store,
-            voyage_embed_source(resource.add_map(tally)),
-            VOYAGE_PIPELINE,
+        source = voyage_embed_source(
+            rows=lambda: _partition_tables(
+                texts, voyage, store, partition, mode, context.log, step, tally, deleted
+            ),
+            dims=voyage.dims,
         )
+        results = run_dlt_locked(context, dlt, store, source, VOYAGE_PIPELINE)
         if step.collected:  # only after the load succeeded: a failed load collects them again
             mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
@@ -126,8 +160,9 @@ def build_embeddings_assets(
         extra = as_metadata(
             {
                 "texts_in_partition": len(texts),
-                "embeddings_created": tally.rows,
-                "texts_cached": len(texts) - tally.rows,
+                "embeddings_written": tally.rows,
+                "embeddings_deleted": len(deleted),
+                "texts_unchanged": len(texts) - tally.rows,
                 "total_tokens": tally.tokens,
                 "dimensions": dg.MetadataValue.json(sorted(tally.dimensions)),
                 "api_mode": mode,
@@ -142,36 +177,3 @@ def build_embeddings_assets(
             yield result._replace(metadata={**(result.metadata or {}), **extra})
 
     return summary_embeddings
-
-
-def embeddings_resource(texts: Sequence[dict[str, Any]], voyage: VoyageResource) -> Any:
-    """The library's real-time ``voyage_embeddings_batch`` resource, configured from the Dagster resource."""
-    from harvest_defs.harvest.voyage import voyage_embeddings_batch
-
-    return voyage_embeddings_batch(
-        texts=list(texts),
-        input_type="document",
-        output_dimension=voyage.dims,
-        mode="realtime",
-        **voyage.client_kwargs(),
-    )
-
-
-def batch_resource(
-    texts: Sequence[dict[str, Any]],
-    voyage: VoyageResource,
-    store: HarvestStoreResource,
-    partition_key: str,
-    log: Any,
-    step: BatchStep,
-) -> Any:
-    """A ``voyage_embeddings`` resource over the partition's ended Voyage batches (see voyage_batches)."""
-    from harvest_defs.harvest.voyage import embedding_column_hints
-
-    return dlt.resource(
-        batch_mode_tables(texts, voyage, store, partition_key, log, step),
-        name="voyage_embeddings",
-        write_disposition="merge",
-        primary_key="embedding_id",
-        columns=embedding_column_hints(voyage.dims, voyage.model),
-    )

@@ -4,10 +4,11 @@ Usable exactly as the guide's Quick Start shows. What it adds over the guide's i
 - validation up front (``strict=True`` raises one :class:`InvalidPromptsError` before any HTTP; otherwise
   bad prompts become ``success=false`` rows with ``error_type="invalid_request"``);
 - the ledger: a re-run (or a restart after SIGKILL) resumes the batches it already paid for;
-- the cache: requests whose ``request_hash`` already has a successful row in the destination table are
-  neither sent nor re-yielded (``merge`` on ``custom_id`` keeps the old row); requests that succeeded in
-  the ledger but never reached the destination (a crash between collect and load) are re-yielded from
-  the raw results on disk, never re-bought;
+- the cache, keyed by content: a prompt whose (custom_id, request) already has a successful row in the
+  destination is neither sent nor re-yielded (``merge`` on ``custom_id`` keeps the row); one whose
+  content already has a result — under another id (a renamed document), or one that never reached the
+  destination (a crash between collect and load) — gets its row rebuilt from the raw results on disk,
+  never re-bought;
 - Arrow tables with one fixed schema (see ``results.CLAUDE_MESSAGES_SCHEMA``).
 
 The ledger and raw results default to ``<pipelines_dir>/<pipeline_name>.harvest/`` (next to dlt's working
@@ -23,12 +24,12 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from harvest_defs.harvest.claude import settings
 from harvest_defs.harvest.claude.harvester import ClaudeBatchHarvester
 from harvest_defs.harvest.claude.prompts import InvalidPromptsError, prepare_prompts
 from harvest_defs.harvest.claude.results import invalid_rows
+from harvest_defs.harvest.claude.stored import StoredRowsReport
 from harvest_defs.harvest.dedup import MERGE_DISPOSITION, UniqueRows
 from harvest_defs.harvest.ledger import COLLECTED, ENDED
 
@@ -90,30 +91,24 @@ def claude_message_batches(
             yield unique(invalid_rows(prepared.invalid, model))
         if not prepared.requests:
             return
-        loaded = _loaded_successes(_table_name(holder.get("resource")))
+        loaded = _loaded_rows(_table_name(holder.get("resource")))
         report = harvester.submit_prepared(prepared, system_prompt=system_prompt)
-        sent_now = set(report.new_batch_ids)
-        needed = {r.request_hash for r in prepared.requests} - loaded
-        # Rows that succeeded (ledger) but are missing from the destination: re-yield from disk.
-        missing = needed - _hashes_in_new_batches(harvester, sent_now)
-        old = harvester.open_batches_for(missing, include_collected=True) if missing else []
-        # Newest first: a row repeated in an older batch (a failure since retried) loses to the new one.
-        to_collect = list(dict.fromkeys([*report.new_batch_ids, *report.batch_ids, *old]))
-        waiting = [b for b in to_collect if _needs_poll(harvester, b)]
-        harvester.wait(waiting)
-        wanted = pa.array(sorted(needed), type=pa.string())
-        for batch_id in to_collect:
-            for table in harvester.collect(batch_id):
-                rows = unique(
-                    table if batch_id in sent_now else table.filter(pc.is_in(table["request_hash"], wanted))
-                )
-                if rows.num_rows:
-                    yield rows
-            # Best effort: the destination stays the truth, so a crash before the load only means the
-            # next run re-yields these rows from the raw file (free), it never re-buys them.
+        # Every prompt whose (custom_id, request) is not in the destination yet gets a row: new results,
+        # and cache hits under a new id (a renamed document) rebuilt from the raw results on disk.
+        needed = [r for r in prepared.requests if (r.custom_id, r.request_hash) not in loaded]
+        harvester.wait(b for b in report.batch_ids if _needs_poll(harvester, b))
+        stored = StoredRowsReport()
+        for table in harvester.stored_rows(needed, stored):
+            yield unique(table)
+        # Best effort: the destination stays the truth, so a crash before the load only means the next
+        # run re-yields these rows from the raw file (free), it never re-buys them.
+        for batch_id in report.batch_ids:
             harvester.mark_collected(batch_id)
-        if unique.dropped:
-            logger.info(f"claude_messages: {unique.dropped} older rows superseded by newer ones in this run")
+        if stored.missing:
+            logger.warning(
+                f"claude_messages: {len(stored.missing)} request(s) have no result (lost batches: "
+                f"{sorted(stored.lost_batches) or 'none'}); `harvest status` lists them"
+            )
 
     resource = dlt.resource(
         claude_messages, name=TABLE_NAME, write_disposition=MERGE_DISPOSITION, primary_key="custom_id"
@@ -134,30 +129,18 @@ def _table_name(resource: Any) -> str:
     return name if isinstance(name, str) and name else TABLE_NAME
 
 
-def _loaded_successes(table: str) -> set[str]:
-    """request_hash of successful rows already in the destination ("use your loaded data as the state")."""
+def _loaded_rows(table: str) -> set[tuple[str, str]]:
+    """(custom_id, request_hash) of successful rows already in the destination ("loaded data is state")."""
     try:
         pipeline = dlt.current.pipeline()
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(table)
             rows = client.execute_sql(
-                f"SELECT request_hash FROM {qualified} WHERE success AND request_hash IS NOT NULL"
+                f"SELECT custom_id, request_hash FROM {qualified} WHERE success AND request_hash IS NOT NULL"
             )
     except Exception:  # no pipeline, no destination yet, or no table yet: nothing is loaded
         return set()
-    return {row[0] for row in rows or ()}
-
-
-def _hashes_in_new_batches(harvester: ClaudeBatchHarvester, batch_ids: set[str]) -> set[str]:
-    from harvest_defs.harvest.claude.results import read_manifest
-
-    hashes: set[str] = set()
-    for batch_id in batch_ids:
-        row = harvester.ledger.get(batch_id)
-        if row is not None and row.meta.get("manifest"):
-            manifest = read_manifest(Path(row.meta["manifest"]), ["request_hash"])
-            hashes.update(manifest.column("request_hash").to_pylist())
-    return hashes
+    return {(row[0], row[1]) for row in rows or ()}
 
 
 def _needs_poll(harvester: ClaudeBatchHarvester, batch_id: str) -> bool:

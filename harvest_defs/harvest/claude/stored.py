@@ -34,6 +34,7 @@ class StoredRowsReport:
     in_flight: set[str] = field(default_factory=set)  # in a batch that has not ended: a later run gets it
     missing: set[str] = field(default_factory=set)  # never submitted, or its batch is lost
     lost_batches: dict[str, str] = field(default_factory=dict)  # batch id -> why it can no longer be read
+    collected_batches: set[str] = field(default_factory=set)  # ended batches collected (outcomes recorded)
     rows: int = 0
 
 
@@ -84,8 +85,11 @@ def stored_rows(
             groups.setdefault(batch_id, set()).add(request_hash)
     for batch_id, hashes in groups.items():
         subset = wanted.filter(pc.is_in(wanted.column("request_hash"), pa.array(sorted(hashes), pa.string())))
+        record = statuses[batch_id] != COLLECTED
+        if record:
+            report.collected_batches.add(batch_id)
         try:
-            for table in harvester.collect(batch_id, record=statuses[batch_id] != COLLECTED):
+            for table in harvester.collect(batch_id, record=record):
                 mine = table.filter(pc.is_in(table.column("request_hash"), subset.column("request_hash")))
                 if mine.num_rows:
                     rows = _relabel(mine, subset)

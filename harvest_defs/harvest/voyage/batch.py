@@ -44,6 +44,7 @@ from harvest_defs.harvest.voyage.settings import (
     DEFAULT_MODEL,
     model_spec,
 )
+from harvest_defs.harvest.voyage.store import VectorStore, persisted
 
 PROVIDER = "voyage"
 ENDED_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
@@ -109,6 +110,7 @@ class VoyageBatchHarvester:
         self.max_batch_inputs = max(1, min(max_batch_inputs, BATCH_MAX_INPUTS))
         self.ledger = BatchLedger(ledger_path)
         self.raw_dir = Path(raw_dir) / PROVIDER
+        self.store = VectorStore(raw_dir)
         self.poll_interval = poll_interval
         self.log = log or logger.info
         self._client: Any = None
@@ -357,7 +359,8 @@ class VoyageBatchHarvester:
         for path in (output, errors):
             if path.exists():
                 self._parse(path, results, failures)
-        yield from self._tables(manifest, results)
+        # Into the vector store before the caller loads them: a failed load never pays for them again.
+        yield from persisted(self._tables(manifest, results), self.store)
         outcomes = [(m["request_hash"], m["custom_id"] in results) for m in manifest]
         self.ledger.record_outcomes(PROVIDER, outcomes, batch_id)
         failed = [m for m in manifest if m["custom_id"] not in results]

@@ -26,6 +26,7 @@ from harvest_defs.harvest.voyage.arrow import embedding_schema, embeddings_table
 from harvest_defs.harvest.voyage.client import resolve_credentials
 from harvest_defs.harvest.voyage.packing import EmbedInput, InvalidInputsError, prepare_inputs
 from harvest_defs.harvest.voyage.settings import DEFAULT_MODEL, model_spec
+from harvest_defs.harvest.voyage.store import VectorStore, persisted
 
 TABLE_NAME = "voyage_embeddings"
 logger = logging.getLogger("harvest_defs.harvest.voyage")
@@ -66,6 +67,21 @@ def _cached_rows(
     return todo, table
 
 
+def reuse_cached(
+    inputs: Sequence[EmbedInput], model: str, input_type: str | None, dim: int, store: VectorStore
+) -> tuple[list[EmbedInput], pa.Table | None]:
+    """(inputs still to embed, rows rebuilt for free): the destination first, then the vector store.
+
+    An input whose id already holds the same text hash in the destination needs nothing; one whose text
+    was embedded before (any id: a rename, a revert, a load that failed after paying) gets that vector.
+    Must run inside a dlt pipeline's extract for the destination lookup (else only the store is used).
+    """
+    hits = cache.lookup(inputs, TABLE_NAME, model, input_type, dim)
+    missing = {i.text_hash for i in inputs if i.embedding_id not in hits.present}
+    hits.vectors.update(store.lookup(missing - hits.vectors.keys(), model, dim, input_type))
+    return _cached_rows(inputs, hits, model, dim, input_type)
+
+
 def _default_state_dir() -> Path:
     """Ledger and raw results when not given: :func:`harvest_defs.harvest.home.default_home`."""
     from harvest_defs.harvest.home import default_home
@@ -103,82 +119,127 @@ def voyage_embeddings_batch(
     default to Voyage's tier-1 limits for the model. With ``skip_existing`` the destination is checked
     first and texts already embedded with the same settings are not sent again.
     """
-    spec = model_spec(model)
-    dim = spec.dimension(output_dimension)
+    dim = model_spec(model).dimension(output_dimension)
     if mode not in ("auto", "realtime", "batch"):
         raise ValueError(f"mode must be auto, realtime or batch, got {mode!r}")
-    items = list(texts)
-
-    def embeddings() -> Iterator[pa.Table]:
-        prepared = prepare_inputs(items, spec, truncation=truncation, strict=strict)
-        if prepared.rejected:
-            logger.error("%s; the valid rest is embedded", InvalidInputsError(prepared.rejected))
-        if prepared.too_long:
-            logger.error(
-                "%d text(s) longer than %s's context (%d tokens) were not embedded (truncation=False): %s",
-                len(prepared.too_long),
-                model,
-                spec.context_tokens,
-                "; ".join(f"{r.embedding_id}: {r.reason}" for r in prepared.too_long[:20]),
-            )
-        todo = prepared.inputs
-        if skip_existing:
-            hits = cache.lookup(todo, TABLE_NAME, model, input_type, dim)
-            todo, reused = _cached_rows(todo, hits, model, dim, input_type)
-            if reused is not None:
-                yield reused
-        if not todo:
-            return
-        use_batch = mode == "batch" or (mode == "auto" and len(todo) >= batch_threshold)
-        if use_batch:
-            yield from _batch_mode(
-                todo,
-                model,
-                input_type,
-                output_dimension,
-                truncation,
-                api_key,
-                base_url,
-                ledger_path,
-                raw_dir,
-                poll_interval,
-            )
-        else:
-            from harvest_defs.harvest.voyage.realtime import RealtimeEmbedder
-
-            embedder = RealtimeEmbedder(
-                resolve_credentials(api_key, base_url),
-                model,
-                input_type=input_type,
-                output_dimension=output_dimension,
-                truncation=truncation,
-                rpm=rpm,
-                tpm=tpm,
-                max_concurrency=max_concurrency,
-                batch_size=batch_size,
-            )
-            started = time.monotonic()
-            yield from embedder.embed(todo)
-            r = embedder.report
-            logger.info(
-                "voyage %s: %d texts embedded in %d requests (%d tokens, %d 429s absorbed, %d failed) "
-                "in %.1f s",
-                model,
-                r.texts_embedded,
-                r.requests,
-                r.tokens,
-                r.throttled,
-                len(r.failures),
-                time.monotonic() - started,
-            )
-
+    tables = embedding_tables(
+        texts,
+        model,
+        input_type,
+        batch_size,
+        truncation,
+        output_dimension,
+        api_key,
+        base_url,
+        mode=mode,
+        batch_threshold=batch_threshold,
+        rpm=rpm,
+        tpm=tpm,
+        max_concurrency=max_concurrency,
+        skip_existing=skip_existing,
+        ledger_path=ledger_path,
+        raw_dir=raw_dir,
+        poll_interval=poll_interval,
+        strict=strict,
+    )
     return dlt.resource(
-        embeddings(),
+        tables,
         name=TABLE_NAME,
         write_disposition="merge",
         primary_key="embedding_id",
         columns=embedding_column_hints(dim, model),
     )
+
+
+def embedding_tables(
+    texts: Iterable[str | Mapping[str, Any]],
+    model: str = DEFAULT_MODEL,
+    input_type: str | None = "document",
+    batch_size: int | None = None,
+    truncation: bool = True,
+    output_dimension: int | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    *,
+    mode: Literal["auto", "realtime", "batch"] = "auto",
+    batch_threshold: int = 50_000,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    max_concurrency: int | None = None,
+    skip_existing: bool = True,
+    ledger_path: str | Path | None = None,
+    raw_dir: str | Path | None = None,
+    poll_interval: float = 60.0,
+    strict: bool = False,
+) -> Iterator[pa.Table]:
+    """The tables :func:`voyage_embeddings_batch` yields, for callers that wrap them in their own resource.
+
+    Must run inside a dlt pipeline's extract (like the resource) for the destination lookup.
+    """
+    spec = model_spec(model)
+    dim = spec.dimension(output_dimension)
+    if mode not in ("auto", "realtime", "batch"):
+        raise ValueError(f"mode must be auto, realtime or batch, got {mode!r}")
+    prepared = prepare_inputs(list(texts), spec, truncation=truncation, strict=strict)
+    if prepared.rejected:
+        logger.error("%s; the valid rest is embedded", InvalidInputsError(prepared.rejected))
+    if prepared.too_long:
+        logger.error(
+            "%d text(s) longer than %s's context (%d tokens) were not embedded (truncation=False): %s",
+            len(prepared.too_long),
+            model,
+            spec.context_tokens,
+            "; ".join(f"{r.embedding_id}: {r.reason}" for r in prepared.too_long[:20]),
+        )
+    todo = prepared.inputs
+    store = VectorStore(raw_dir or _default_state_dir() / "raw")
+    if skip_existing:
+        todo, reused = reuse_cached(todo, model, input_type, dim, store)
+        if reused is not None:
+            yield reused
+    if not todo:
+        return
+    use_batch = mode == "batch" or (mode == "auto" and len(todo) >= batch_threshold)
+    if use_batch:
+        yield from _batch_mode(
+            todo,
+            model,
+            input_type,
+            output_dimension,
+            truncation,
+            api_key,
+            base_url,
+            ledger_path,
+            raw_dir,
+            poll_interval,
+        )
+    else:
+        from harvest_defs.harvest.voyage.realtime import RealtimeEmbedder
+
+        embedder = RealtimeEmbedder(
+            resolve_credentials(api_key, base_url),
+            model,
+            input_type=input_type,
+            output_dimension=output_dimension,
+            truncation=truncation,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrency=max_concurrency,
+            batch_size=batch_size,
+        )
+        started = time.monotonic()
+        yield from persisted(embedder.embed(todo), store)
+        r = embedder.report
+        logger.info(
+            "voyage %s: %d texts embedded in %d requests (%d tokens, %d 429s absorbed, %d failed) in %.1f s",
+            model,
+            r.texts_embedded,
+            r.requests,
+            r.tokens,
+            r.throttled,
+            len(r.failures),
+            time.monotonic() - started,
+        )
 
 
 def _batch_mode(
