@@ -7,8 +7,9 @@ executes what a sensor asked for. Nothing here is needed by ``dagster dev`` — 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -81,6 +82,16 @@ def tick_sensor(
     )
 
 
+def register_collections(instance: dg.DagsterInstance, corpus: Path) -> list[str]:
+    """Add the corpus's collections as partitions (what ``corpus_sensor``'s first tick does)."""
+    from harvest_defs.defs.partitions import COLLECTIONS_NAME
+    from harvest_defs.harvest.corpus import discover_collections
+
+    names, _ = discover_collections(corpus)
+    instance.add_dynamic_partitions(COLLECTIONS_NAME, names)
+    return names
+
+
 def apply_partition_requests(instance: dg.DagsterInstance, requests: Sequence[Any]) -> None:
     """Add/delete dynamic partitions as the daemon does before it launches a tick's runs."""
     for request in requests:
@@ -111,3 +122,82 @@ def run_requests(
             )
         )
     return results
+
+
+class ChainStepFailed(RuntimeError):
+    """A run of the chain failed; the message holds the failed steps' own errors (file, partition)."""
+
+
+def check_result(result: dg.ExecuteInProcessResult, what: str) -> None:
+    if result.success:
+        return
+    messages = [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]
+    raise ChainStepFailed(f"{what} failed: " + ("; ".join(messages) or "see the run log"))
+
+
+@dataclass
+class ChainRun:
+    """What one pass of the sensors did: the runs each launched, in order."""
+
+    submit_runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+    collect_runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+    index_runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+
+
+def run_chain(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    timeout: float = 300.0,
+    on_step: Callable[[str, int, int], None] | None = None,
+    cursors: dict[str, str | None] | None = None,
+) -> ChainRun:
+    """The daemon's work until the chain is at rest: corpus_sensor -> submit runs -> claude_batch_sensor
+    (until no submission is open) -> collect runs -> rag_index_sensor -> the index run.
+
+    Raises :class:`ChainStepFailed` on the first failed run and when batches do not end within
+    ``timeout``: a caller never waits on a chain that cannot finish. ``cursors`` carries the sensors'
+    cursors across calls, as the daemon keeps them across ticks.
+    """
+    import time
+
+    from harvest_defs.harvest.ledger import BatchLedger
+
+    cursors = cursors if cursors is not None else {}
+    step = on_step or (lambda name, done, total: None)
+    store = (defs.resources or {})["store"]
+    ledger = BatchLedger(store.ledger_path)
+    out = ChainRun()
+    tick = tick_sensor(defs, instance, "corpus_sensor", cursors.get("corpus_sensor"))
+    cursors["corpus_sensor"] = tick.cursor
+    for n, request in enumerate(tick.run_requests, start=1):
+        for result in run_requests(defs, instance, [request], raise_on_error=False):
+            check_result(result, f"documents + claude_summary_batches [{request.partition_key}]")
+            out.submit_runs.append(result)
+        step("submit", n, len(tick.run_requests))
+    total = len(ledger.open_submissions("claude"))
+    deadline = time.monotonic() + timeout
+    while open_now := len(ledger.open_submissions("claude")):
+        step("collect", total - open_now, total)
+        if time.monotonic() > deadline:
+            raise ChainStepFailed(f"Message Batches did not end within {timeout:.0f} s")
+        tick = tick_sensor(defs, instance, "claude_batch_sensor", cursors.get("claude_batch_sensor"))
+        cursors["claude_batch_sensor"] = tick.cursor
+        for result in run_requests(defs, instance, tick.run_requests, raise_on_error=False):
+            partition = result.dagster_run.tags.get("dagster/partition")
+            check_result(result, f"claude_summaries + summary_embeddings [{partition}]")
+            out.collect_runs.append(result)
+        if not tick.run_requests:
+            time.sleep(0.2)
+    step("collect", total, total)
+    tick = tick_sensor(defs, instance, "rag_index_sensor", cursors.get("rag_index_sensor"))
+    cursors["rag_index_sensor"] = tick.cursor
+    for result in run_requests(defs, instance, tick.run_requests, raise_on_error=False):
+        check_result(result, "rag_index")
+        out.index_runs.append(result)
+    step("index", 1, 1)
+    return out

@@ -60,9 +60,29 @@ def chain_defs(corpus: Path, harvest_home: Path, api_env: object) -> dg.Definiti
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    """A persistent (SQLite) instance in tmp_path: schedules need one, and runs/events survive a tick."""
+def instance(tmp_path: Path, corpus: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent (SQLite) instance in tmp_path, with the test corpus's collections as partitions.
+
+    The partitions are dynamic: ``corpus_sensor`` adds them in production; tests that drive the assets
+    directly get them here (tests of the sensor itself use ``bare_instance``).
+    """
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as temp:
+        add_collections(temp, corpus)
         yield temp
+
+
+@pytest.fixture
+def bare_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent instance with no partitions yet (what a fresh ``dagster dev`` starts with)."""
+    home = tmp_path / "dagster_bare_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(tempdir=str(home)) as temp:
+        yield temp
+
+
+def add_collections(instance: dg.DagsterInstance, corpus: Path) -> list[str]:
+    from harvest_defs.defs.local_run import register_collections
+
+    return register_collections(instance, corpus)

@@ -13,10 +13,12 @@ from harvest_defs.defs.local_run import materialize_selection
 
 def main(argv: list[str]) -> int:
     corpus, partition, *keys = argv
+    from harvest_defs.defs.partitions import COLLECTIONS_NAME
+
     defs = build_defs(corpus)
-    result = materialize_selection(
-        defs, dg.DagsterInstance.ephemeral(), keys, partition, raise_on_error=False
-    )
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(COLLECTIONS_NAME, [partition])
+    result = materialize_selection(defs, instance, keys, partition, raise_on_error=False)
     print("SUCCESS" if result.success else "FAILURE")
     return 0 if result.success else 1
 

@@ -11,7 +11,6 @@ import dagster as dg
 
 from harvest_defs.defs.build import build_defs
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource
-from harvest_defs_tests.defs.conftest import write_corpus
 
 CHAIN = ["documents", "claude_summary_batches", "claude_summaries", "summary_embeddings", "rag_index"]
 
@@ -27,31 +26,27 @@ def test_asset_chain_partitions_and_pools(corpus: Path) -> None:
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys
     for key in CHAIN[:-1]:
         partitions = graph.get(dg.AssetKey(key)).partitions_def
-        assert partitions is not None and partitions.get_partition_keys() == ["alpha", "beta", "gamma"]
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "collections"
     assert graph.get(dg.AssetKey("rag_index")).partitions_def is None
     writers = {"claude_summaries", "summary_embeddings", "rag_index"}
     for key in CHAIN:
         assert (defs.resolve_assets_def(key).op.pool == DUCKDB_POOL) == (key in writers), key
     assert {s.name for s in defs.sensors or []} == {
+        "corpus_sensor",
         "claude_batch_sensor",
         "voyage_batch_sensor",
         "rag_index_sensor",
     }
-    assert [s.name for s in defs.schedules or []] == ["new_documents_schedule"]
+    assert not defs.schedules  # corpus_sensor does what the hourly schedule did, and adds partitions
     check_names = {c.name for checks in defs.asset_checks or [] for c in checks.check_specs}
+    documents_checks = {s.name for s in defs.resolve_assets_def("documents").check_specs}
+    assert documents_checks == {"all_files_readable"}
     assert check_names == {
         "failed_request_ratio",
         "embedding_dimensions",
         "every_summary_embedded",
         "index_fresh",
     }
-
-
-def test_new_collection_is_a_new_partition(tmp_path: Path) -> None:
-    corpus = write_corpus(tmp_path / "c", {"one": {"a.md": "A text."}})
-    (corpus / "loose.txt").write_text("A top-level document.", encoding="utf-8")
-    keys = build_defs(corpus).resolve_assets_def("documents").partitions_def.get_partition_keys()  # type: ignore[union-attr]
-    assert keys == ["one", "root"]
 
 
 def test_loading_the_code_location_imports_no_sdk(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
             con.execute("SELECT custom_id, response FROM harvest.rag_answers WHERE success").fetchall()
         )
     assert set(rows) == {"q-ducks", "q-geese"}
-    assert rows["q-ducks"].startswith("[source ducks]") and rows["q-ducks"].count("paddle on ponds") <= 1
+    assert rows["q-ducks"].startswith("[source alpha__ducks]")
+    assert rows["q-ducks"].count("paddle on ponds") <= 1
     assert "V formations" in rows["q-geese"]
 
     before = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}

@@ -224,12 +224,13 @@ def run_dagster(corpus: str) -> None:
     import dagster as dg
 
     from harvest_defs.defs.build import build_defs
-    from harvest_defs.defs.local_run import materialize_selection
+    from harvest_defs.defs.local_run import materialize_selection, register_collections
     from harvest_defs.harvest.claude import ClaudeBatchHarvester
 
     ClaudeBatchHarvester.race_wait_seconds = 0.3
     defs = build_defs(corpus)
     with dg.DagsterInstance.ephemeral() as instance:
+        register_collections(instance, Path(corpus))
         materialize_selection(defs, instance, ["documents", "claude_summary_batches"], "alpha")
         materialize_selection(defs, instance, ["claude_summaries", "summary_embeddings"], "alpha")
 

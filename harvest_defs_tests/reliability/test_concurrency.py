@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from harvest_defs.defs.build import build_defs
-from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+from harvest_defs.defs.local_run import materialize_selection, register_collections, run_requests, tick_sensor
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.rag.index import build_index
 from harvest_defs_tests.rag.conftest import corpus_documents, rows_for
@@ -99,6 +99,7 @@ def test_sensor_ticks_during_a_collect_run_request_nothing_twice(
     defs = build_defs(corpus, sensor_interval=1)
     (tmp_path / "dagster_home").mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home")) as instance:
+        register_collections(instance, corpus)
         materialize_selection(defs, instance, ["documents", "claude_summary_batches"], "alpha")
         first = tick_sensor(defs, instance, "claude_batch_sensor", None)
         assert len(first.run_requests) == 1

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from harvest_defs.defs.build import build_defs
-from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+from harvest_defs.defs.local_run import materialize_selection, register_collections, run_requests, tick_sensor
 from harvest_defs.emulator import EmulatorServer
 
 CLAUDE_KEY = "sk-ant-SECRET-CANARY-123"
@@ -101,6 +101,7 @@ def test_whole_chain_leaks_no_key_anywhere(
     defs = build_defs(corpus, sensor_interval=1)
     (tmp_path / "dagster_home").mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home")) as instance:
+        register_collections(instance, corpus)
         materialize_selection(defs, instance, ["documents", "claude_summary_batches"], "alpha")
         tick = tick_sensor(defs, instance, "claude_batch_sensor", None)
         assert len(tick.run_requests) == 1
