@@ -34,11 +34,7 @@ def status(
     """List the ledger's batches and request states (no API call, no DuckDB lock)."""
     from harvest_defs.harvest.ledger import BatchLedger
 
-    root = home or Path(os.environ.get("HARVEST_HOME") or ".harvest")
-    path = root / "ledger.sqlite"
-    if not path.exists():
-        typer.echo(f"no ledger at {path}: nothing has been submitted from this HARVEST_HOME", err=True)
-        raise typer.Exit(code=1)
+    path = _ledger(home)
     ledger = BatchLedger(path)
     batches = ledger.batches()
     requests = {p: ledger.request_counts_by_state(p) for p in sorted({b.provider for b in batches})}
@@ -54,6 +50,7 @@ def status(
                 "created_at": _when(b.created_at),
                 "ended_at": _when(b.ended_at),
                 "collected_at": _when(b.collected_at),
+                "lost_reason": b.meta.get("lost_reason"),
             }
             for b in batches
         ]
@@ -77,3 +74,37 @@ def status(
     console.print(table)
     for provider, states in requests.items():
         console.print(f"{provider} requests: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    for b in batches:
+        if b.status == "lost":
+            console.print(
+                f"[yellow]lost[/] {b.provider} batch {b.batch_id} [{b.partition_key}]: "
+                f"{b.meta.get('lost_reason', '')} — `harvest resubmit {b.batch_id}` to pay for it again"
+            )
+
+
+def _ledger(home: Path | None) -> Path:
+    root = home or Path(os.environ.get("HARVEST_HOME") or ".harvest")
+    path = root / "ledger.sqlite"
+    if not path.exists():
+        typer.echo(f"no ledger at {path}: nothing has been submitted from this HARVEST_HOME", err=True)
+        raise typer.Exit(code=1)
+    return path
+
+
+@app.command()
+def resubmit(
+    batch_id: Annotated[str | None, typer.Argument(help="A lost batch (default: every lost batch).")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="HARVEST_HOME (default $HARVEST_HOME or ./.harvest).")
+    ] = None,
+) -> None:
+    """Let the next submit send a lost batch's requests again — a deliberate re-payment, never automatic."""
+    from harvest_defs.harvest.ledger import BatchLedger
+
+    ledger = BatchLedger(_ledger(home))
+    lost = [b for b in ledger.lost() if batch_id in (None, b.batch_id)]
+    if batch_id is not None and not lost:
+        typer.echo(f"batch {batch_id} is not lost in this ledger (see `harvest status`)", err=True)
+        raise typer.Exit(code=1)
+    total = sum(ledger.rearm_lost(b.provider, b.batch_id) for b in lost)
+    typer.echo(f"{total} request(s) of {len(lost)} lost batch(es) will be sent by the next submit")

@@ -65,7 +65,9 @@ def test_top_level_files_never_collide_with_a_folder_named_root(
     assert _keys(bare_instance) == [".root", "root"]
     for key in (".root", "root"):
         materialize_selection(defs, bare_instance, ["documents"], key)
-    snapshots = {key: pq.read_table(harvest_home / "documents" / f"{key}.parquet") for key in (".root", "root")}
+    snapshots = {
+        key: pq.read_table(harvest_home / "documents" / f"{key}.parquet") for key in (".root", "root")
+    }
     ids = {key: table.column("document_id").to_pylist() for key, table in snapshots.items()}
     assert ids == {".root": ["notes"], "root": ["root__notes"]}
 

@@ -43,6 +43,7 @@ from harvest_defs.harvest.claude.results import (
 from harvest_defs.harvest.hashing import set_hash
 from harvest_defs.harvest.ledger import (
     COLLECTED,
+    LOST,
     LOST_REQUEST,
     SUBMITTED,
     SUCCEEDED,
@@ -262,9 +263,10 @@ class ClaudeBatchHarvester(CollectMixin):
         attempt = 0
         while True:
             # chunk_index counts attempts of the same request set: a collected attempt whose requests
-            # all failed is retried as the next one, never by re-opening the old slot.
+            # all failed, or a lost one being resubmitted, is retried as the next one, never by
+            # re-opening the old slot.
             row = self.ledger.reserve(PROVIDER, chunk_hash, attempt, len(chunk), partition_key, meta)
-            if row.status != COLLECTED:
+            if row.status not in (COLLECTED, LOST):
                 break
             attempt += 1
         if row.batch_id:
