@@ -17,6 +17,8 @@ def rows(db: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         return con.execute(sql).fetchall()
+    except duckdb.CatalogException:  # nothing loaded yet (an empty corpus): no table, no rows
+        return []
     finally:
         con.close()
 

@@ -59,9 +59,21 @@ def rag_index(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     rows = query_arrow(store, store.warehouse_path, index_rows_sql(store), needs=VOYAGE_TABLE)
-    if rows is None:
-        raise dg.Failure("No embeddings in the warehouse yet: materialize summary_embeddings first.")
-    from harvest_defs.rag.index import build_index
+    from harvest_defs.rag.index import REQUIRED_COLUMNS, build_index
+
+    if rows is None:  # nothing embedded yet (an empty or unreadable corpus): the index is empty too
+        import pyarrow as pa
+
+        from harvest_defs.harvest.voyage.settings import model_spec
+
+        dim = model_spec(voyage.model).dimension(voyage.dims)
+        context.log.info("no embeddings in the warehouse yet: the index is empty")
+        rows = pa.table(
+            {
+                **{name: pa.array([], pa.string()) for name in REQUIRED_COLUMNS[:-1]},
+                "embedding": pa.array([], pa.list_(pa.float32(), dim)),
+            }
+        )
 
     # The index swaps in atomically (readers never wait); the lock only orders two concurrent builds so
     # neither overwrites the other's additions. ``prune``: rows is the whole embeddings table.
