@@ -7,18 +7,19 @@ shape (the SDK validates it strictly in tests).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse
 
-from harvest_defs.emulator.errors import new_request_id
+from harvest_defs.emulator.errors import anthropic_error, new_request_id
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = 22
 
 
-def _base62(data: bytes, length: int = _ID_CHARS) -> str:
+def base62(data: bytes, length: int = _ID_CHARS) -> str:
     value = int.from_bytes(data, "big")
     out = []
     for _ in range(length):
@@ -29,7 +30,7 @@ def _base62(data: bytes, length: int = _ID_CHARS) -> str:
 
 def new_id(prefix: str) -> str:
     """``msg_01…`` / ``msgbatch_01…``: the real APIs' shape (prefix, ``01``, 22 base62 characters)."""
-    return f"{prefix}_01{_base62(os.urandom(17))}"
+    return f"{prefix}_01{base62(os.urandom(17))}"
 
 
 def rfc3339(epoch_seconds: float | None) -> str | None:
@@ -63,6 +64,42 @@ def message_body(
             "service_tier": service_tier,
         },
     }
+
+
+def full_message(
+    message_id: str,
+    model: str,
+    content: list[dict[str, Any]],
+    stop_reason: str,
+    stop_sequence: str | None,
+    usage: dict[str, Any],
+    output_tokens: int,
+    service_tier: str,
+) -> dict[str, Any]:
+    """A Message with any content blocks and cache-aware usage (``usage`` from ``CacheUsage``)."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": {**usage, "output_tokens": output_tokens, "service_tier": service_tier},
+    }
+
+
+def check_version(headers: Mapping[str, str]) -> JSONResponse | None:
+    """The API requires an ``anthropic-version`` header on every request (any value is accepted here:
+    the SDKs send 2023-06-01 or newer dates); https://docs.claude.com/en/api/versioning."""
+    if headers.get("anthropic-version"):
+        return None
+    return anthropic_error(400, "anthropic-version: header is required")
+
+
+def is_beta(query: Mapping[str, str]) -> bool:
+    """``?beta=true``: the SDK's ``client.beta.*`` calls, which accept the beta parameter set."""
+    return query.get("beta", "").lower() == "true"
 
 
 def api_json(body: Any, status_code: int = 200) -> JSONResponse:
