@@ -56,7 +56,8 @@ def client(request: Any) -> Iterator[Any]:
 async def async_client(request: Any) -> AsyncIterator[Any]:
     param = getattr(request, "param", True)
     strict = param if isinstance(param, bool) else param.get("strict", True)
-    async with {async_client}(base_url=base_url, api_key=api_key, _strict_response_validation=strict) as client:
+    options = dict(base_url=base_url, api_key=api_key, _strict_response_validation=strict)
+    async with {async_client}(**options) as client:
         yield client
 """
 
@@ -151,7 +152,8 @@ def run(suite: Suite, staged: Path, base_url: str, selection: list[str], timeout
         "    if report.when == 'call' or report.outcome != 'passed':\n"
         f"        with open({str(report)!r}, 'a') as fh:\n"
         "            msg = str(report.longrepr).splitlines()[-1] if report.longrepr else ''\n"
-        "            fh.write(json.dumps({'id': report.nodeid, 'outcome': report.outcome, 'msg': msg}) + '\\n')\n"
+        "            row = {'id': report.nodeid, 'outcome': report.outcome, 'msg': msg}\n"
+        "            fh.write(json.dumps(row) + '\\n')\n"
     )
     env = {**os.environ, "TEST_API_BASE_URL": base_url, "PYTHONPATH": str(staged)}
     for name in list(env):
