@@ -154,7 +154,8 @@ def test_processing_time_keeps_batch_in_progress_until_it_ends(emulator: Emulato
     with pytest.raises(anthropic.BadRequestError):  # only ended batches can be deleted
         api.messages.batches.delete(batch.id)
     raw = httpx.get(
-        f"{emulator.anthropic_base_url}/v1/messages/batches/{batch.id}/results", headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}
+        f"{emulator.anthropic_base_url}/v1/messages/batches/{batch.id}/results",
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
     )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     assert "anthropic_input_tokens" not in emulator.stats()  # nothing billed before the end
@@ -317,7 +318,10 @@ def test_truncated_download_drops_mid_line_then_recovers(emulator: EmulatorServe
     assert url is not None
     emulator.configure(results_truncate_rate=1.0)
     received = b""
-    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as r:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("GET", url, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as r,
+    ):
         for chunk in r.iter_bytes():
             received += chunk
     assert received.count(b"\n") == 5 and not received.endswith(b"\n")  # cut halfway through line 6
