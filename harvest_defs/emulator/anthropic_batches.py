@@ -211,7 +211,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
                 new_id("msgbatch"),
                 store.next_seq(),
                 now,
-                is_beta(request.query_params),
+                is_beta(request),
             )
         except CreateRejected as rejected:
             return anthropic_error(rejected.status, rejected.message)

@@ -71,7 +71,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         payload, problem = await _read(state, request)
         if problem is not None:
             return problem
-        parsed = parse_params(payload, beta=is_beta(request.query_params))
+        parsed = parse_params(payload, beta=is_beta(request))
         if isinstance(parsed, ParamsError):
             return anthropic_error(parsed.status, parsed.message, parsed.error_type)
         answer = generate(parsed)
@@ -97,7 +97,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         payload, problem = await _read(state, request)
         if problem is not None:
             return problem
-        parsed = parse_params(payload, beta=is_beta(request.query_params), count_only=True)
+        parsed = parse_params(payload, beta=is_beta(request), count_only=True)
         if isinstance(parsed, ParamsError):
             return anthropic_error(parsed.status, parsed.message, parsed.error_type)
         state.count("anthropic_count_tokens")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from harvest_defs.emulator.errors import anthropic_error, new_request_id
@@ -97,9 +98,15 @@ def check_version(headers: Mapping[str, str]) -> JSONResponse | None:
     return anthropic_error(400, "anthropic-version: header is required")
 
 
-def is_beta(query: Mapping[str, str]) -> bool:
-    """``?beta=true``: the SDK's ``client.beta.*`` calls, which accept the beta parameter set."""
-    return query.get("beta", "").lower() == "true"
+def is_beta(request: Request) -> bool:
+    """The beta surface: ``?beta=true`` (what the SDK's beta suites send) or an ``anthropic-beta`` header.
+
+    Beta requests accept the beta Messages parameter set (``anthropic.types.beta``); anthropic 2.13's
+    ``client.beta.*`` marks them with the ``anthropic-beta`` header when ``betas=`` is given.
+    """
+    return request.query_params.get("beta", "").lower() == "true" or bool(
+        request.headers.get("anthropic-beta")
+    )
 
 
 def api_json(body: Any, status_code: int = 200) -> JSONResponse:
