@@ -162,10 +162,11 @@ def test_count_tokens_matches_billed_usage_and_the_python_function(emulator: Emu
     assert counted.input_tokens == count_input_tokens(params)
     message = client(emulator).messages.create(max_tokens=100, **params)
     assert message.usage.input_tokens == counted.input_tokens
-    batch = client(emulator).messages.batches.create(
+    api = client(emulator)  # one client: results() streams, and a collected client closes its socket
+    batch = api.messages.batches.create(
         requests=[{"custom_id": "a", "params": {"max_tokens": 100, **params}}]
     )
-    result = next(iter(client(emulator).messages.batches.results(batch.id)))
+    result = next(iter(api.messages.batches.results(batch.id)))
     assert result.result.type == "succeeded"
     assert result.result.message.usage.input_tokens == counted.input_tokens
     with pytest.raises(anthropic.NotFoundError):
@@ -284,8 +285,9 @@ def test_batches_accept_documented_params_and_return_rich_results(emulator: Emul
         },
         {"custom_id": "plain", "params": {"model": MODEL, "max_tokens": 300, "messages": user(PROMPT)}},
     ]
-    batch = client(emulator).messages.batches.create(requests=requests)
-    results = {r.custom_id: r.result for r in client(emulator).messages.batches.results(batch.id)}
+    api = client(emulator)
+    batch = api.messages.batches.create(requests=requests)
+    results = {r.custom_id: r.result for r in api.messages.batches.results(batch.id)}
     assert all(r.type == "succeeded" for r in results.values())
     tool = results["tool"].message  # type: ignore[union-attr]
     assert tool.stop_reason == "tool_use" and tool.content[0].input["unit"] == "celsius"  # type: ignore[union-attr]
