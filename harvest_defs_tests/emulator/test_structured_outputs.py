@@ -1,4 +1,4 @@
-"""Structured outputs (``output_config.format``): the text is JSON valid against the schema, per jsonschema."""
+"""Structured outputs (``output_config.format``): the text is JSON valid against the schema (jsonschema)."""
 
 from __future__ import annotations
 
