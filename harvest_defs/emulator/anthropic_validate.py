@@ -185,4 +185,13 @@ def optional_error(params: Mapping[str, Any], max_tokens: int) -> str | None:
         problem = check()
         if problem is not None:
             return problem
+    thinking, choice = params.get("thinking"), params.get("tool_choice")
+    if (
+        isinstance(thinking, Mapping)
+        and thinking.get("type") in ("enabled", "adaptive")
+        and isinstance(choice, Mapping)
+        and choice.get("type") in ("any", "tool")
+    ):
+        # "Tool choice ... any or tool ... not supported with extended thinking" (extended-thinking page).
+        return "tool_choice: Thinking may not be enabled when tool_choice forces tool use."
     return None

@@ -82,6 +82,14 @@ def test_documented_top_level_params_are_accepted(emulator: EmulatorServer) -> N
         ({"speed": "warp"}, "speed: Input should be 'standard' or 'fast'"),
         ({"cache_control": {"type": "ephemeral", "ttl": "2h"}}, "cache_control.ttl"),
         ({"unknown_param": 1}, "unknown_param: Extra inputs are not permitted"),
+        (
+            {
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "tools": [WEATHER_TOOL],
+                "tool_choice": {"type": "any"},
+            },
+            "Thinking may not be enabled when tool_choice forces tool use",
+        ),
     ],
 )
 def test_documented_invalid_values_are_400(
