@@ -275,7 +275,7 @@ def file_routes(state: EmulatorState, store: FileStore) -> list[BaseRoute]:
     async def bulk_delete(request: Request) -> Response:
         """``POST /v1/files/delete`` with ``{"file_ids": [...]}``: all or nothing.
 
-        Voyage's reference (https://docs.voyageai.com/reference/delete-files) answers
+        Voyage's reference (https://docs.voyageai.com/reference/bulk-delete-files) answers
         ``{"success": bool, "error_file_ids": [...]}``: when any id does not exist nothing is deleted,
         ``success`` is false and ``error_file_ids`` lists the unknown ids.
         """
