@@ -33,6 +33,7 @@ from harvest_defs.emulator.anthropic_batch_store import (
 from harvest_defs.emulator.anthropic_generate import generate
 from harvest_defs.emulator.anthropic_params import ParamsError, parse_params
 from harvest_defs.emulator.anthropic_wire import api_json, check_version, full_message, is_beta, new_id
+from harvest_defs.emulator.content import count_tokens, summarize
 from harvest_defs.emulator.errors import anthropic_error, new_request_id
 from harvest_defs.emulator.prompt_cache import CacheUsage, batch_hit_allowed
 from harvest_defs.emulator.state import EmulatorState
@@ -133,13 +134,22 @@ def build_batch(
             input_tokens.append(0)
             output_tokens.append(0)
             continue
+        if parsed.extras is None:  # the plain fast path: one text block, no cache
+            text, stop_reason = summarize(parsed.prompt, parsed.max_tokens)
+            models.append(parsed.model)
+            texts.append(text)
+            stops.append(1 if stop_reason == "max_tokens" else 0)
+            input_tokens.append(parsed.input_tokens)
+            output_tokens.append(count_tokens(text))
+            continue
         answer = generate(parsed)
         usage = CacheUsage(parsed.input_tokens)
-        if parsed.extras is not None and parsed.extras.cached:
+        if parsed.extras.cached:
             hit = batch_hit_allowed(request["custom_id"], cfg.batch_cache_hit_rate)
             usage = state.prompt_cache.account(parsed.model, parsed.extras.params, state.now(), hit)
-        text = answer.plain_text
-        plain = text is not None and usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+        plain_text = answer.plain_text
+        cache_free = usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+        plain = plain_text is not None and cache_free
         if not plain:
             # Thinking, tool_use, stop sequences or cache usage: keep the whole Message (rare, so sparse).
             rich[len(custom_ids) - 1] = full_message(
@@ -153,7 +163,7 @@ def build_batch(
                 "batch",
             )
         models.append(parsed.model)
-        texts.append(text if plain and text is not None else "")
+        texts.append(plain_text if plain and plain_text is not None else "")
         stops.append(1 if answer.stop_reason == "max_tokens" else 0)
         input_tokens.append(usage.input_tokens)
         output_tokens.append(answer.output_tokens)

@@ -16,6 +16,7 @@ from typing import Any
 
 from harvest_defs.emulator.anthropic_models import canonical_model, max_output_tokens
 from harvest_defs.emulator.anthropic_validate import block_error, optional_error
+from harvest_defs.emulator.content import count_tokens
 from harvest_defs.emulator.prompt_cache import breakpoint_error
 from harvest_defs.emulator.tokens import count_input_tokens
 
@@ -225,6 +226,7 @@ def parse_params(params: Any, beta: bool = False, count_only: bool = False) -> M
 
     prompt = ""
     rich = False
+    plain_tokens = 0  # count_input_tokens' fast path, summed on the way (most batch requests)
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             return _schema(f"messages.{i}: Input should be a valid object")
@@ -239,6 +241,10 @@ def parse_params(params: Any, beta: bool = False, count_only: bool = False) -> M
         rich = rich or parsed[1]
         if role == "user":
             prompt = parsed[0]
+        content = message["content"]
+        plain_tokens = (
+            plain_tokens + count_tokens(content) if isinstance(content, str) and plain_tokens >= 0 else -1
+        )
 
     stream = False
     extras = None
@@ -282,4 +288,8 @@ def parse_params(params: Any, beta: bool = False, count_only: bool = False) -> M
             f"for {known}",
             model_error=True,
         )
-    return MessageParams(known, max_tokens, prompt, count_input_tokens(params), stream, extras)
+    if plain_tokens >= 0 and len(params) == len(_REQUIRED):
+        input_tokens = plain_tokens
+    else:
+        input_tokens = count_input_tokens(params)
+    return MessageParams(known, max_tokens, prompt, input_tokens, stream, extras)
