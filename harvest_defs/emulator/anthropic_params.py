@@ -60,7 +60,7 @@ BETA_KEYS = ALLOWED_KEYS | frozenset(
 COUNT_KEYS = _COMMON_KEYS
 BETA_COUNT_KEYS = COUNT_KEYS | frozenset({"betas", "compaction", "thread"})
 _ROLES = frozenset({"user", "assistant"})
-_REQUIRED = ("model", "max_tokens", "messages")
+_REQUIRED = frozenset({"model", "max_tokens", "messages"})
 _PLAIN_KEYS = frozenset({*_REQUIRED, "system", "temperature", "top_p", "top_k", "stream", "metadata"})
 _KEY_SETS = {
     (False, False): ALLOWED_KEYS,
@@ -248,7 +248,8 @@ def parse_params(params: Any, beta: bool = False, count_only: bool = False) -> M
 
     stream = False
     extras = None
-    if len(params) > len(_REQUIRED):  # optional fields present (most batch requests have none)
+    only_required = _REQUIRED.issuperset(params)  # most batch requests: no optional fields
+    if not only_required:
         system = params.get("system")
         if system is not None and system != "":
             parsed_system = _text_of(system, "system")
@@ -288,8 +289,6 @@ def parse_params(params: Any, beta: bool = False, count_only: bool = False) -> M
             f"for {known}",
             model_error=True,
         )
-    if plain_tokens >= 0 and len(params) == len(_REQUIRED):
-        input_tokens = plain_tokens
-    else:
-        input_tokens = count_input_tokens(params)
+    plain = plain_tokens >= 0 and only_required  # then plain_tokens is what count_input_tokens returns
+    input_tokens = plain_tokens if plain else count_input_tokens(params)
     return MessageParams(known, max_tokens, prompt, input_tokens, stream, extras)
