@@ -63,7 +63,8 @@ def build_app(state: EmulatorState) -> Starlette:
     ]
     app = Starlette(
         routes=[*admin, *anthropic_routes.routes(state), *voyage_routes.routes(state)],
-        exception_handlers={404: http_error, 405: http_error},
+        # Exception: an emulator bug still answers in the API's error shape (500), not Starlette's text.
+        exception_handlers={404: http_error, 405: http_error, Exception: http_error},
     )
     app.state.emulator = state
     return app

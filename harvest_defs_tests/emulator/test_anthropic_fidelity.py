@@ -258,15 +258,21 @@ def test_thinking_returns_a_signed_thinking_block_within_budget(emulator: Emulat
     assert omitted.usage.output_tokens > count_tokens(omitted.content[1].text)  # thinking is still billed
 
 
-def test_streaming_replays_the_same_message(emulator: EmulatorServer) -> None:
-    kwargs: dict[str, Any] = {"model": MODEL, "max_tokens": 1500, "messages": user(PROMPT)}
-    kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"tools": [WEATHER_TOOL], "tool_choice": {"type": "any"}},
+    ],
+)
+def test_streaming_replays_the_same_message(emulator: EmulatorServer, extra: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {"model": MODEL, "max_tokens": 1500, "messages": user(PROMPT), **extra}
     with client(emulator).messages.stream(**kwargs) as stream:
         streamed = stream.get_final_message()
     plain = client(emulator).messages.create(**kwargs)
     assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in plain.content]
     assert streamed.usage.output_tokens == plain.usage.output_tokens
-    assert streamed.stop_reason == plain.stop_reason == "end_turn"
+    assert streamed.stop_reason == plain.stop_reason == ("tool_use" if "tools" in extra else "end_turn")
 
 
 def test_batches_accept_documented_params_and_return_rich_results(emulator: EmulatorServer) -> None:
