@@ -66,6 +66,9 @@ class StoredBatch:
     input_tokens: array[int]
     output_tokens: array[int]
     invalid: dict[int, tuple[str, str]]  # index -> (error type, message): errored at processing time
+    # index -> the whole Message (without id) for answers beyond one plain text block (thinking, tool_use,
+    # stop sequences, prompt-cache usage); sparse, so plain 100k-request batches stay compact.
+    rich: dict[int, dict[str, Any]] = field(default_factory=dict)
     processing_status: str = "in_progress"
     cancel_initiated_at: float | None = None
     processed_at_cancel: int | None = None
@@ -113,18 +116,25 @@ def _end(batch: StoredBatch, processed: int, ended_at: float, state: EmulatorSta
     counts = {name: 0 for name in RESULT_TYPES}
     for code, k in enumerate(tally):
         counts[OUTCOME_TYPES[code]] += k
-    input_billed = output_billed = 0
+    input_billed = output_billed = cache_written = cache_read = 0
     if tally[SUCCEEDED]:
         for i in range(processed):
             if outcomes[i] == SUCCEEDED:
                 input_billed += batch.input_tokens[i]
                 output_billed += batch.output_tokens[i]
+        for i, message in batch.rich.items():
+            if i < processed and outcomes[i] == SUCCEEDED:
+                cache_written += message["usage"]["cache_creation_input_tokens"]
+                cache_read += message["usage"]["cache_read_input_tokens"]
     batch.outcomes = outcomes
     batch.counts = counts
     batch.ended_at = ended_at
     batch.processing_status = "ended"
     state.count("anthropic_input_tokens", input_billed)
     state.count("anthropic_output_tokens", output_billed)
+    if cache_written or cache_read:
+        state.count("anthropic_cache_creation_input_tokens", cache_written)
+        state.count("anthropic_cache_read_input_tokens", cache_read)
     for name, k in counts.items():
         if k:
             state.count(f"anthropic_batch_{name}", k)
@@ -205,6 +215,10 @@ def result_line(batch: StoredBatch, i: int) -> str:
     """One JSONL line (with its newline) of an ended batch."""
     assert batch.outcomes is not None, "results exist only once the batch has ended"
     code = batch.outcomes[i]
+    if code == SUCCEEDED and i in batch.rich:
+        message = {"id": message_id(batch, i), **batch.rich[i]}
+        rich_line = {"custom_id": batch.custom_ids[i], "result": {"type": "succeeded", "message": message}}
+        return json.dumps(rich_line, separators=(",", ":"), ensure_ascii=False) + "\n"
     if code == SUCCEEDED:
         return _SUCCEEDED_LINE % (
             _quote(batch.custom_ids[i]),

@@ -30,10 +30,12 @@ from harvest_defs.emulator.anthropic_batch_store import (
     iter_results,
     quiet_injected_faults,
 )
+from harvest_defs.emulator.anthropic_generate import generate
 from harvest_defs.emulator.anthropic_params import ParamsError, parse_params
-from harvest_defs.emulator.anthropic_wire import api_json, new_id
+from harvest_defs.emulator.anthropic_wire import api_json, check_version, full_message, is_beta, new_id
 from harvest_defs.emulator.content import count_tokens, summarize
 from harvest_defs.emulator.errors import anthropic_error, new_request_id
+from harvest_defs.emulator.prompt_cache import CacheUsage, batch_hit_allowed
 from harvest_defs.emulator.state import EmulatorState
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -71,8 +73,15 @@ def _request_error(i: int, request: Any, seen: set[str]) -> str | None:
     return None
 
 
-def build_batch(body: bytes, state: EmulatorState, batch_id: str, seq: int, now: float) -> StoredBatch:
-    """Parse and validate a create body into a StoredBatch, or raise CreateRejected."""
+def build_batch(
+    body: bytes, state: EmulatorState, batch_id: str, seq: int, now: float, beta: bool = False
+) -> StoredBatch:
+    """Parse and validate a create body into a StoredBatch, or raise CreateRejected.
+
+    Requests are "processed" here, in order (the answers are deterministic): prompt-cache writes of an
+    earlier request can be read by a later one, best-effort as documented (``batch_cache_hit_rate``).
+    ``beta`` (``?beta=true``) accepts the beta Messages parameters.
+    """
     cfg = state.config
     try:
         payload = json.loads(body)
@@ -99,12 +108,13 @@ def build_batch(body: bytes, state: EmulatorState, batch_id: str, seq: int, now:
     input_tokens: array[int] = array("q")
     output_tokens: array[int] = array("q")
     invalid: dict[int, tuple[str, str]] = {}
+    rich: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
     seen: set[str] = set()
     for i, request in enumerate(requests):
         problem = _request_error(i, request, seen)
         if problem is None:
-            parsed = parse_params(request["params"])
+            parsed = parse_params(request["params"], beta=beta)
             if isinstance(parsed, ParamsError) and not parsed.model_error:
                 problem = f"requests.{i}.params.{parsed.message} (custom_id {request['custom_id']!r})"
             elif not isinstance(parsed, ParamsError) and parsed.stream:
@@ -124,12 +134,39 @@ def build_batch(body: bytes, state: EmulatorState, batch_id: str, seq: int, now:
             input_tokens.append(0)
             output_tokens.append(0)
             continue
-        text, stop_reason = summarize(parsed.prompt, parsed.max_tokens)
+        if parsed.extras is None:  # the plain fast path: one text block, no cache
+            text, stop_reason = summarize(parsed.prompt, parsed.max_tokens)
+            models.append(parsed.model)
+            texts.append(text)
+            stops.append(1 if stop_reason == "max_tokens" else 0)
+            input_tokens.append(parsed.input_tokens)
+            output_tokens.append(count_tokens(text))
+            continue
+        answer = generate(parsed)
+        usage = CacheUsage(parsed.input_tokens)
+        if parsed.extras.cached:
+            hit = batch_hit_allowed(request["custom_id"], cfg.batch_cache_hit_rate)
+            usage = state.prompt_cache.account(parsed.model, parsed.extras.params, state.now(), hit)
+        plain_text = answer.plain_text
+        cache_free = usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+        plain = plain_text is not None and cache_free
+        if not plain:
+            # Thinking, tool_use, stop sequences or cache usage: keep the whole Message (rare, so sparse).
+            rich[len(custom_ids) - 1] = full_message(
+                "",
+                parsed.model,
+                answer.content,
+                answer.stop_reason,
+                answer.stop_sequence,
+                usage.usage_fields(),
+                answer.output_tokens,
+                "batch",
+            )
         models.append(parsed.model)
-        texts.append(text)
-        stops.append(1 if stop_reason == "max_tokens" else 0)
-        input_tokens.append(parsed.input_tokens)
-        output_tokens.append(count_tokens(text))
+        texts.append(plain_text if plain and plain_text is not None else "")
+        stops.append(1 if answer.stop_reason == "max_tokens" else 0)
+        input_tokens.append(usage.input_tokens)
+        output_tokens.append(answer.output_tokens)
     if errors:
         shown = "; ".join(errors[:_MAX_ERRORS_SHOWN])
         more = len(errors) - _MAX_ERRORS_SHOWN
@@ -145,6 +182,7 @@ def build_batch(body: bytes, state: EmulatorState, batch_id: str, seq: int, now:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         invalid=invalid,
+        rich=rich,
     )
 
 
@@ -164,7 +202,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
             return batch
 
     async def create(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         limit = state.config.anthropic_batch_max_bytes
@@ -177,7 +215,13 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         now = time.time()
         try:
             batch = await run_in_threadpool(
-                build_batch, body, state, new_id("msgbatch"), store.next_seq(), now
+                build_batch,
+                body,
+                state,
+                new_id("msgbatch"),
+                store.next_seq(),
+                now,
+                is_beta(request),
             )
         except CreateRejected as rejected:
             return anthropic_error(rejected.status, rejected.message)
@@ -187,7 +231,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         return api_json(batch_json(batch, str(request.base_url), now, state.config))
 
     async def retrieve(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         batch_id = request.path_params["batch_id"]
@@ -198,7 +242,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         return api_json(batch_json(batch, str(request.base_url), now, state.config))
 
     async def list_batches(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         query = request.query_params
@@ -236,7 +280,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         )
 
     async def cancel_batch(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         batch_id = request.path_params["batch_id"]
@@ -253,7 +297,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         return api_json(body)
 
     async def delete_batch(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         batch_id = request.path_params["batch_id"]
@@ -273,7 +317,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         return api_json({"id": batch_id, "type": "message_batch_deleted"})
 
     async def results(request: Request) -> Response:
-        denied = await state.admit("anthropic", request)
+        denied = await state.admit("anthropic", request) or check_version(request.headers)
         if denied is not None:
             return denied
         batch_id = request.path_params["batch_id"]

@@ -45,6 +45,11 @@ class EmulatorConfig:
     voyage_max_inputs: int = 1000
     voyage_batch_max_inputs: int = 100_000
     voyage_file_max_bytes: int = 1024 * MB
+    # Prompt caching inside Message Batches is best-effort (documented): the fraction of would-be cache hits
+    # that are hits, decided per request by a hash of its custom_id (deterministic).
+    batch_cache_hit_rate: float = 1.0
+    # Added to the wall clock the prompt cache uses for TTLs, so a test can expire entries without sleeping.
+    clock_offset_seconds: float = 0.0
     # None = any non-empty key is accepted; otherwise only these keys.
     valid_api_keys: list[str] | None = None
     seed: int = 0

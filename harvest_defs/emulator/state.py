@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from harvest_defs.emulator.config import EmulatorConfig
 from harvest_defs.emulator.errors import anthropic_error, voyage_error
+from harvest_defs.emulator.prompt_cache import PromptCache
 
 Api = Literal["anthropic", "voyage"]
 
@@ -79,6 +80,14 @@ class EmulatorState:
         self.rng = random.Random(self.config.seed)
         self.windows: dict[Api, SlidingWindow] = {"anthropic": SlidingWindow(), "voyage": SlidingWindow()}
         self._reset_hooks: list[Callable[[], None]] = []
+        # Prompt cache (Anthropic) and the clock its TTLs use; tests may replace ``clock`` or set the
+        # ``clock_offset_seconds`` knob to move time forward without sleeping.
+        self.prompt_cache = PromptCache()
+        self.clock: Callable[[], float] = time.time
+
+    def now(self) -> float:
+        """Wall-clock seconds for the prompt cache: ``clock()`` plus the configured offset."""
+        return self.clock() + self.config.clock_offset_seconds
 
     # --- lifecycle -------------------------------------------------------------------------------
     def on_reset(self, hook: Callable[[], None]) -> None:
@@ -89,6 +98,7 @@ class EmulatorState:
             self.stats.clear()
             self.rng = random.Random(self.config.seed)
             self.windows = {"anthropic": SlidingWindow(), "voyage": SlidingWindow()}
+        self.prompt_cache.clear()
         for hook in self._reset_hooks:
             hook()
 

@@ -1,5 +1,8 @@
 """Voyage Batch API (public preview, OpenAI style): validate at create, advance by clock, write output lazily.
 
+All three documented endpoints (embeddings, contextualized embeddings, rerank; see
+:mod:`voyage_batch_input`).
+
 A batch keeps only what it needs to reproduce its output: a hard link to the input file, one outcome
 byte and one token count per request line. Status is a pure function of time since creation
 (``batch_processing_seconds``, stored per batch): ``validating`` for the first 10%, ``in_progress`` (with
@@ -20,7 +23,6 @@ import asyncio
 import json
 import os
 import threading
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,23 +33,22 @@ from starlette.routing import BaseRoute, Route
 
 from harvest_defs.emulator.errors import voyage_error
 from harvest_defs.emulator.state import EmulatorState
-from harvest_defs.emulator.voyage_embed import (
-    EmbedParams,
-    VoyageRequestError,
-    embeddings_body,
-    parse_inputs,
-    parse_params,
-    prepare_texts,
+from harvest_defs.emulator.voyage_batch_input import (
+    ENDPOINTS,
+    Endpoint,
+    Validation,
+    check_metadata,
+    model_name,
+    request_body,
+    validate_input,
 )
+from harvest_defs.emulator.voyage_embed import VoyageRequestError
 from harvest_defs.emulator.voyage_files import FileStore, StoredFile, _int_param, _now, new_id, page, rfc3339
 
-ENDPOINTS = ("/v1/embeddings", "/v1/contextualizedembeddings", "/v1/rerank")
 COMPLETION_WINDOW = "12h"
 WINDOW_SECONDS = 12 * 3600
 MAX_INFLIGHT_BATCHES = 100
 MAX_INFLIGHT_TOKENS = 1_000_000_000
-MAX_ERRORS_REPORTED = 100
-METADATA_MAX_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
 ACTIVE = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 # Fractions of batch_processing_seconds at which validating/in_progress end; cancelling lasts 2% (<= 5 s).
 VALIDATED_AT, FINALIZING_AT, CANCEL_FRACTION, CANCEL_MAX_SECONDS = 0.1, 0.9, 0.02, 5.0
@@ -57,80 +58,12 @@ EXPIRED_MESSAGE = "This request could not be executed before the completion wind
 
 
 @dataclass
-class Validation:
-    """What parsing the input file found: per-line token counts, or the errors that fail the batch."""
-
-    lines: int = 0
-    inputs: int = 0
-    tokens: array[int] = field(default_factory=lambda: array("q"))
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    error_count: int = 0
-
-    def error(self, code: str, line: int | None, message: str, param: str | None = None) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_ERRORS_REPORTED:
-            self.errors.append({"code": code, "line": line, "message": message, "param": param})
-
-
-def request_texts(line: dict[str, Any], max_inputs: int) -> tuple[str, list[str]]:
-    """``custom_id`` and texts of one input line ``{"custom_id", "body": {"input": [...]}}``."""
-    custom_id = line.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        raise VoyageRequestError("Each line needs a non-empty string 'custom_id'.")
-    body = line.get("body")
-    if not isinstance(body, dict):
-        raise VoyageRequestError("Each line needs an object 'body' with an 'input' list.")
-    return custom_id, parse_inputs(body.get("input"), max_inputs)
-
-
-def validate_input(path: Path, params: EmbedParams, max_inputs: int, batch_max_inputs: int) -> Validation:
-    """Parse every line once (blocking; runs in a worker thread)."""
-    result = Validation()
-    seen: set[str] = set()
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            result.lines += 1
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                result.error("invalid_json_line", number, "This line is not valid JSON.")
-                continue
-            if not isinstance(line, dict):
-                result.error("invalid_json_line", number, "Each line must be a JSON object.")
-                continue
-            try:
-                custom_id, texts = request_texts(line, max_inputs)
-                _, tokens = prepare_texts(texts, params)
-            except VoyageRequestError as exc:
-                result.error("invalid_request", number, str(exc), "body")
-                continue
-            if custom_id in seen:
-                result.error(
-                    "duplicate_custom_id", number, f"Duplicate custom_id '{custom_id}'.", "custom_id"
-                )
-                continue
-            seen.add(custom_id)
-            result.inputs += len(texts)
-            result.tokens.append(tokens)
-    if result.lines == 0:
-        result.error("empty_file", None, "The input file contains no requests.")
-    if result.inputs > batch_max_inputs:
-        result.error(
-            "too_many_inputs",
-            None,
-            f"The batch has {result.inputs} inputs; at most {batch_max_inputs} are allowed per batch.",
-        )
-    return result
-
-
-@dataclass
 class VoyageBatch:
     id: str
     endpoint: str
     input_file_id: str
-    params: EmbedParams
+    endpoint_spec: Endpoint
+    params: Any  # the endpoint's parsed request_params (EmbedParams, RerankParams)
     metadata: dict[str, str] | None
     created: float
     processing_seconds: float
@@ -226,11 +159,10 @@ class VoyageBatch:
                     outcome = self.outcomes[index]
                     index += 1
                     line = json.loads(raw)
-                    custom_id, texts = request_texts(line, self.max_inputs)
+                    custom_id, request = request_body(line)
                     record: dict[str, Any] = {"batch_id": self.id, "custom_id": custom_id}
                     if outcome == OK:
-                        prepared, tokens = prepare_texts(texts, self.params)
-                        body = embeddings_body(prepared, tokens, self.params)
+                        body = self.endpoint_spec.answer(request, self.params, self.max_inputs)
                         record.update(response={"status_code": 200, "body": body}, error=None)
                         out.write(json.dumps(record, separators=(",", ":")) + "\n")
                     elif outcome == ERRORED:
@@ -268,7 +200,7 @@ class VoyageBatch:
             "errors": errors,
             "input_file_id": self.input_file_id,
             "completion_window": COMPLETION_WINDOW,
-            "model": self.params.model.name,
+            "model": model_name(self.params),
             "status": self.status,
             "output_file_id": self.output_file.id if self.output_file else None,
             "error_file_id": self.error_file.id if self.error_file else None,
@@ -298,32 +230,15 @@ class BatchStore:
         return [b for b in self.batches.values() if b.status in ACTIVE]
 
 
-def check_metadata(metadata: object) -> dict[str, str] | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
-        raise VoyageRequestError(f"'metadata' must be an object of at most {METADATA_MAX_PAIRS} pairs.")
-    for key, value in metadata.items():
-        if not isinstance(value, str) or len(key) > METADATA_KEY_MAX or len(value) > METADATA_VALUE_MAX:
-            raise VoyageRequestError(
-                f"'metadata' keys must be at most {METADATA_KEY_MAX} characters and values strings of at "
-                f"most {METADATA_VALUE_MAX} characters."
-            )
-    return dict(metadata)
-
-
-def create_checks(body: object, files: FileStore) -> tuple[StoredFile, EmbedParams, dict[str, str] | None]:
+def create_checks(body: object, files: FileStore) -> tuple[StoredFile, Endpoint, Any, dict[str, str] | None]:
     """Request-level validation of ``POST /v1/batches`` (each failure is a 400)."""
     if not isinstance(body, dict):
         raise VoyageRequestError("Request body must be a JSON object.")
     endpoint = body.get("endpoint")
-    if endpoint not in ENDPOINTS:
+    spec = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
+    if spec is None:
         raise VoyageRequestError(
-            f"Value '{endpoint}' supplied for 'endpoint' is not valid: use one of {ENDPOINTS}."
-        )
-    if endpoint != "/v1/embeddings":
-        raise VoyageRequestError(
-            f"The emulator only implements batches for '/v1/embeddings', not '{endpoint}'."
+            f"Value '{endpoint}' supplied for 'endpoint' is not valid: use one of {tuple(ENDPOINTS)}."
         )
     if body.get("completion_window") != COMPLETION_WINDOW:
         raise VoyageRequestError(
@@ -336,10 +251,8 @@ def create_checks(body: object, files: FileStore) -> tuple[StoredFile, EmbedPara
     request_params = body.get("request_params")
     if not isinstance(request_params, dict) or "model" not in request_params:
         raise VoyageRequestError("Field 'request_params' with a 'model' is required.")
-    params = parse_params(request_params)
-    if not params.model.batch_api:
-        raise VoyageRequestError(f"Model '{params.model.name}' is not available in the Batch API.")
-    return stored, params, check_metadata(body.get("metadata"))
+    params = spec.parse(request_params)
+    return stored, spec, params, check_metadata(body.get("metadata"))
 
 
 def batch_routes(state: EmulatorState, files: FileStore, store: BatchStore) -> list[BaseRoute]:
@@ -351,7 +264,7 @@ def batch_routes(state: EmulatorState, files: FileStore, store: BatchStore) -> l
         except ValueError:
             return voyage_error(400, "Request body must be JSON.")
         try:
-            stored, params, metadata = create_checks(body, files)
+            stored, spec, params, metadata = create_checks(body, files)
         except VoyageRequestError as exc:
             return voyage_error(400, str(exc))
         cfg = state.config
@@ -363,7 +276,7 @@ def batch_routes(state: EmulatorState, files: FileStore, store: BatchStore) -> l
         link = files.new_path(f"{batch_id}.input")
         await asyncio.to_thread(os.link, stored.path, link)
         validation = await asyncio.to_thread(
-            validate_input, link, params, cfg.voyage_max_inputs, cfg.voyage_batch_max_inputs
+            validate_input, link, spec, params, cfg.voyage_max_inputs, cfg.voyage_batch_max_inputs
         )
         in_flight = sum(sum(b.validation.tokens) for b in active)
         if in_flight + sum(validation.tokens) > MAX_INFLIGHT_TOKENS:
@@ -380,6 +293,7 @@ def batch_routes(state: EmulatorState, files: FileStore, store: BatchStore) -> l
             id=batch_id,
             endpoint=body["endpoint"],
             input_file_id=stored.id,
+            endpoint_spec=spec,
             params=params,
             metadata=metadata,
             created=now,

@@ -273,7 +273,12 @@ def file_routes(state: EmulatorState, store: FileStore) -> list[BaseRoute]:
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
     async def bulk_delete(request: Request) -> Response:
-        """``POST /v1/files/delete`` (body shape undocumented: ``{"file_ids": [...]}`` is accepted)."""
+        """``POST /v1/files/delete`` with ``{"file_ids": [...]}``: all or nothing.
+
+        Voyage's reference (https://docs.voyageai.com/reference/bulk-delete-files) answers
+        ``{"success": bool, "error_file_ids": [...]}``: when any id does not exist nothing is deleted,
+        ``success`` is false and ``error_file_ids`` lists the unknown ids.
+        """
         if denied := await state.admit("voyage", request):
             return denied
         try:
@@ -281,10 +286,14 @@ def file_routes(state: EmulatorState, store: FileStore) -> list[BaseRoute]:
         except ValueError:
             return voyage_error(400, "Request body must be JSON.")
         ids = body.get("file_ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            return voyage_error(400, "Field 'file_ids' must be a list of file ids.")
-        data = [{"id": i, "object": "file", "deleted": store.delete(i)} for i in ids]
-        return JSONResponse({"object": "list", "data": data})
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            return voyage_error(400, "Field 'file_ids' must be a non-empty list of file ids.")
+        missing = [i for i in dict.fromkeys(ids) if store.get(i) is None]
+        if missing:
+            return JSONResponse({"success": False, "error_file_ids": missing})
+        for file_id in dict.fromkeys(ids):
+            store.delete(file_id)
+        return JSONResponse({"success": True, "error_file_ids": []})
 
     return [
         Route("/v1/files", upload, methods=["POST"]),

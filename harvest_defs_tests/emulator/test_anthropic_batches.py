@@ -15,6 +15,7 @@ from harvest_defs.emulator.anthropic_wire import message_body
 from harvest_defs.emulator.content import count_tokens, summarize
 
 MODEL = "claude-haiku-4-5"
+RAW_HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}  # the API requires the version header
 
 
 def client(emulator: EmulatorServer, key: str = "sk-ant-test", retries: int = 0) -> anthropic.Anthropic:
@@ -154,7 +155,7 @@ def test_processing_time_keeps_batch_in_progress_until_it_ends(emulator: Emulato
     with pytest.raises(anthropic.BadRequestError):  # only ended batches can be deleted
         api.messages.batches.delete(batch.id)
     raw = httpx.get(
-        f"{emulator.anthropic_base_url}/v1/messages/batches/{batch.id}/results", headers={"x-api-key": "k"}
+        f"{emulator.anthropic_base_url}/v1/messages/batches/{batch.id}/results", headers=RAW_HEADERS
     )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     assert "anthropic_input_tokens" not in emulator.stats()  # nothing billed before the end
@@ -306,7 +307,7 @@ def test_archived_results_are_gone(emulator: EmulatorServer) -> None:
     assert archived.archived_at == archived.ended_at and archived.results_url is None
     with pytest.raises(anthropic.AnthropicError, match="results_url"):
         list(api.messages.batches.results(batch.id))
-    raw = httpx.get(ended.results_url, headers={"x-api-key": "k"})
+    raw = httpx.get(ended.results_url, headers=RAW_HEADERS)
     assert raw.status_code == 404 and raw.json()["error"]["type"] == "not_found_error"
 
 
@@ -317,7 +318,7 @@ def test_truncated_download_drops_mid_line_then_recovers(emulator: EmulatorServe
     assert url is not None
     emulator.configure(results_truncate_rate=1.0)
     received = b""
-    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, headers={"x-api-key": "k"}) as r:
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, headers=RAW_HEADERS) as r:
         for chunk in r.iter_bytes():
             received += chunk
     assert received.count(b"\n") == 5 and not received.endswith(b"\n")  # cut halfway through line 6
@@ -385,7 +386,7 @@ def test_raw_result_lines_match_the_message_shape(emulator: EmulatorServer) -> N
     )
     url = api.messages.batches.retrieve(batch.id).results_url
     assert url is not None
-    raw = httpx.get(url, headers={"x-api-key": "k"})
+    raw = httpx.get(url, headers=RAW_HEADERS)
     assert raw.status_code == 200 and raw.headers["request-id"].startswith("req_")
     assert raw.content.endswith(b"\n") and raw.content.count(b"\n") == 1
     line = json.loads(raw.content)

@@ -112,7 +112,7 @@ def test_invalid_requests_are_bad_request_errors(
 
 def test_missing_required_fields_over_raw_http(emulator: EmulatorServer) -> None:
     url = f"{emulator.anthropic_base_url}/v1/messages"
-    headers = {"x-api-key": "sk-ant-test"}
+    headers = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
     for body, field in [
         ({}, "model: Field required"),
         ({"model": MODEL, "messages": user("hi")}, "max_tokens: Field required"),

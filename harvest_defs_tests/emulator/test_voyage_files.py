@@ -61,13 +61,23 @@ def test_upload_rejections(oa: openai.OpenAI, emulator: EmulatorServer) -> None:
 
 def test_bulk_delete_and_reset(oa: openai.OpenAI, emulator: EmulatorServer) -> None:
     ids = [oa.files.create(file=("f.jsonl", b"{}\n"), purpose="batch").id for _ in range(2)]
-    response = httpx.post(
-        f"{emulator.voyage_base_url}/files/delete",
-        json={"file_ids": [*ids, "file-nope"]},
-        headers={"Authorization": f"Bearer {TEST_VOYAGE_KEY}"},
-    )
-    assert response.status_code == 200
-    assert [d["deleted"] for d in response.json()["data"]] == [True, True, False]
+
+    def bulk_delete(file_ids: list[str]) -> dict[str, object]:
+        response = httpx.post(
+            f"{emulator.voyage_base_url}/files/delete",
+            json={"file_ids": file_ids},
+            headers={"Authorization": f"Bearer {TEST_VOYAGE_KEY}"},
+        )
+        assert response.status_code == 200
+        return dict(response.json())
+
+    # Documented shape {success, error_file_ids}, all or nothing: one unknown id deletes nothing.
+    assert bulk_delete([*ids, "file-nope"]) == {"success": False, "error_file_ids": ["file-nope"]}
+    assert [oa.files.retrieve(i).id for i in ids] == ids
+    assert bulk_delete(ids) == {"success": True, "error_file_ids": []}
+    for file_id in ids:
+        with pytest.raises(openai.NotFoundError):
+            oa.files.retrieve(file_id)
     kept = oa.files.create(file=("f.jsonl", b"{}\n"), purpose="batch").id
     emulator.reset()
     with pytest.raises(openai.NotFoundError):
