@@ -13,9 +13,12 @@ use: its known weakness is no WAL recovery on a crash mid-write, but a crash her
 copy. Persisting the HNSW index (rather than rebuilding it on open) is what lets a reader answer in
 milliseconds; rebuilding 100k vectors on open would take ~3 minutes.
 
-Per the measured pitfalls: the HNSW index is dropped before the bulk insert and recreated after (inserts
-into an indexed table are ~100x slower), the BM25 index is rebuilt after every load (fts never updates
-itself), and ALPRD compression is disabled (it grows float arrays 1.6x and slows scans).
+Per the measured pitfalls: for a bulk load the HNSW index is dropped before the insert and recreated after
+(inserts into an indexed table are far slower per row); for a small change — up to
+``INCREMENTAL_MAX_SHARE`` of the rows, the usual re-run after a few edits — the rows go into the existing
+graph instead and deletes are compacted, so a 1% edit costs ~1% of a rebuild. The BM25 index is rebuilt
+after every load (fts never updates itself), and ALPRD compression is disabled (it grows float arrays 1.6x
+and slows scans).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
     HNSW_INDEX,
+    create_fts_index,
     create_search_indexes,
     create_tables,
     read_meta,
@@ -66,6 +70,8 @@ class IndexStats:
     rows_removed: int
     rebuilt: bool
     duration_s: float
+    # "in_place": the changes went into the existing HNSW graph; "rebuilt": it was built anew; "none".
+    hnsw: str = "none"
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -213,24 +219,54 @@ def build_index(
     if index_dim is not None:
         shutil.copyfile(path, building)
     try:
-        stats = _write(building, incoming, dim, prune)
+        *stats, hnsw = _write(building, incoming, dim, prune)
         os.replace(building, path)
     finally:
         for leftover in (building, building.with_name(building.name + ".wal")):
             leftover.unlink(missing_ok=True)
-    return IndexStats(str(path), dim, *stats, True, round(time.monotonic() - started, 3))
+    return IndexStats(str(path), dim, *stats, True, round(time.monotonic() - started, 3), hnsw)
 
 
-def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, int, int, int]:
+# Up to this share of the index changed, rows go into the existing HNSW index instead of a rebuild.
+# Measured (20k x 1024, a loaded 2-core machine): rebuild 130 s; deleting 200 rows 0.02 s, inserting 200
+# into the indexed table 1.5 s (7.5 ms a row), compaction 2.4 s. A rebuild costs ~6.5 ms per indexed row
+# and an in-place insert ~7.5 ms per changed row, so in place wins far below 1:1; 20% keeps a margin
+# for the graph quality of many in-place inserts (a bulk load always rebuilds).
+INCREMENTAL_MAX_SHARE = 0.2
+
+
+def _keeps_hnsw(con: duckdb.DuckDBPyConnection, prune: bool) -> bool:
+    """True when an HNSW index exists and the change (new/changed + removed rows) is small against it."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?", [HNSW_INDEX]
+    ).fetchone()
+    if not exists or not exists[0]:
+        return False
+    total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
+    total = total_row[0] if total_row else 0
+    changed_row = con.execute("SELECT count(*) FROM changed").fetchone()
+    changed = changed_row[0] if changed_row else 0
+    removed = 0
+    if prune:
+        gone = con.execute(
+            f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
+        ).fetchone()
+        removed = gone[0] if gone else 0
+    return total > 0 and changed + removed <= INCREMENTAL_MAX_SHARE * total
+
+
+def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, int, int, int, str]:
     con = connect(file)
     try:
         con.execute("SET hnsw_enable_experimental_persistence = true")
         con.execute("SET disabled_compression_methods = 'alprd'")
         create_tables(con, dim)
         con.register("incoming", incoming)
-        con.execute("BEGIN")
-        con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
         con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
+        incremental = _keeps_hnsw(con, prune)
+        con.execute("BEGIN")
+        if not incremental:
+            con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
         replaced_row = con.execute(
             f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
         ).fetchone()
@@ -248,7 +284,12 @@ def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, 
         ).fetchone()
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
-        create_search_indexes(con)
+        if incremental:  # the HNSW index took the changes in place; tombstones of deletes compacted
+            if replaced or removed:
+                con.execute(f"PRAGMA hnsw_compact_index('{HNSW_INDEX}')")
+            create_fts_index(con)
+        else:
+            create_search_indexes(con)
         total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
         total = total_row[0] if total_row else 0
         models = [
@@ -269,7 +310,7 @@ def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, 
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return total, added, replaced, removed
+    return total, added, replaced, removed, "in_place" if incremental else "rebuilt"
 
 
 def open_index(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:

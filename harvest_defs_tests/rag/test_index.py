@@ -210,3 +210,31 @@ def test_harvest_search_in_another_process_succeeds_during_rebuilds(tmp_path: Pa
     for outcome in outcomes:
         assert outcome.returncode == 0, outcome.stderr
         assert json.loads(outcome.stdout)  # hits from either the old or the new file
+
+
+def test_a_small_change_goes_into_the_existing_hnsw_graph_and_search_sees_it(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    texts = {f"doc-{i}": f"Document {i} is about subject {i} and term{i * 7} things." for i in range(200)}
+    assert build_index(rows_for(texts, dim=64), path).hnsw == "rebuilt"
+    changed = {k: v for k, v in texts.items() if k not in {"doc-5", "doc-6"}}  # two deleted
+    changed["doc-7"] = "Entirely rewritten: zebras gallop across savannah grassland."
+    changed["doc-new"] = "Brand new: lighthouse keepers trim lamp wicks nightly."
+    stats = build_index(rows_for(changed, dim=64), path, prune=True)
+    assert stats.hnsw == "in_place"
+    assert (stats.rows_added, stats.rows_replaced, stats.rows_removed, stats.total_rows) == (1, 1, 2, 199)
+    embed = local_embedder(64)
+    con = open_index(path)
+    try:
+        for query, expected in (("zebras gallop savannah", "doc-7"), ("lighthouse keepers lamp", "doc-new")):
+            set_query_vector(con, embed(query))
+            top = con.execute(vector_search_sql(3)).fetchall()
+            assert top[0][0] == expected, top
+        plan = con.execute(f"EXPLAIN {vector_search_sql(3)}").fetchall()
+        assert "HNSW" in str(plan)  # the persisted, updated graph answers, not a scan
+        ids = {r[0] for r in con.execute("SELECT chunk_id FROM chunks").fetchall()}
+        assert "doc-5" not in ids and "doc-6" not in ids
+    finally:
+        con.close()
+    # A large change (over INCREMENTAL_MAX_SHARE of the rows) rebuilds the graph.
+    rewritten = {k: v + " Appendix." for k, v in changed.items()}
+    assert build_index(rows_for(rewritten, dim=64), path, prune=True).hnsw == "rebuilt"
