@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from harvest_defs.cli import app
+from harvest_defs.cli.offline import apis_for, resolve_index
 
 if TYPE_CHECKING:
     from harvest_defs.rag.search import Hit
@@ -71,8 +72,10 @@ def ask(
 
     console = Console()
     checked = _check_mode(mode)
+    index = resolve_index(index)
     try:
-        result = answer(question, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
+        with apis_for(index):
+            result = answer(question, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
     except Exception as error:  # the CLI's boundary: report, exit 1
         _fail(console, error)
         return
@@ -97,8 +100,10 @@ def search(
 
     console = Console()
     checked = _check_mode(mode)
+    index = resolve_index(index)
     try:
-        hits = run_search(query, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
+        with apis_for(index):
+            hits = run_search(query, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
     except Exception as error:  # the CLI's boundary: report, exit 1
         _fail(console, error)
         return

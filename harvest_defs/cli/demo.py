@@ -82,6 +82,9 @@ def demo(
         shutil.rmtree(home)
     home = home.resolve()
     started = time.monotonic()
+    from harvest_defs.cli.offline import mark_demo_home
+
+    mark_demo_home(home)  # `harvest ask` / `search` afterwards find this index and its emulator
 
     from harvest_defs.emulator import EmulatorConfig, EmulatorServer
 

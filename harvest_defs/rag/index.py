@@ -219,12 +219,13 @@ def build_index(
     if index_dim is not None:
         shutil.copyfile(path, building)
     try:
-        *stats, hnsw = _write(building, incoming, dim, prune)
+        total, added, replaced, removed, hnsw = _write(building, incoming, dim, prune)
         os.replace(building, path)
     finally:
         for leftover in (building, building.with_name(building.name + ".wal")):
             leftover.unlink(missing_ok=True)
-    return IndexStats(str(path), dim, *stats, True, round(time.monotonic() - started, 3), hnsw)
+    duration = round(time.monotonic() - started, 3)
+    return IndexStats(str(path), dim, total, added, replaced, removed, True, duration, hnsw)
 
 
 # Up to this share of the index changed, rows go into the existing HNSW index instead of a rebuild.

@@ -102,8 +102,9 @@ def _run(suite: sdk_suites.Suite, cache: Path, tmp_path: Path, base_url: str) ->
 
 
 @pytest.fixture
-def sdist_cache(request: pytest.FixtureRequest) -> Path:
-    return Path(request.config.cache.mkdir("sdk-sdists"))
+def sdist_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = getattr(request.config, "cache", None)  # absent under `-p no:cacheprovider`
+    return Path(cache.mkdir("sdk-sdists")) if cache is not None else tmp_path_factory.mktemp("sdk-sdists")
 
 
 def test_anthropic_suite_passes_against_the_emulator(
