@@ -7,6 +7,7 @@ rather than at module import of each asset file. Partitions are dynamic (``corpu
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,22 @@ def build_defs(
     """Definitions over ``corpus_dir`` (default ``$HARVEST_CORPUS`` or the packaged sample corpus)."""
     partitions = collection_partitions()  # dynamic: corpus_sensor keeps them equal to the collections
     pipelines_dir = _definition_pipelines_dir()
+    with warnings.catch_warnings():
+        # `backfill_policy` is beta in Dagster 1.13 and warns at every decoration, i.e. on every code-
+        # location load of every run process: 18-30 copies per session. Said once here instead.
+        warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+        assets = [
+            build_documents_asset(partitions),
+            build_submit_asset(partitions),
+            build_collect_assets(partitions, pipelines_dir),
+            build_embeddings_assets(partitions, pipelines_dir),
+        ]
     bound = default_resources()
     # The corpus is read by runs and sensors, never at load: a folder added later needs no reload.
     bound["store"] = HarvestStoreResource(corpus_dir=str(corpus_dir) if corpus_dir else None)
     bound.update(resources or {})
     return dg.Definitions(
-        assets=[
-            build_documents_asset(partitions),
-            build_submit_asset(partitions),
-            build_collect_assets(partitions, pipelines_dir),
-            build_embeddings_assets(partitions, pipelines_dir),
-            rag_index,
-            rag_answers,
-        ],
+        assets=[*assets, rag_index, rag_answers],
         asset_checks=ALL_CHECKS,
         sensors=build_sensors(sensor_interval or sensor_interval_seconds()),
         resources=bound,

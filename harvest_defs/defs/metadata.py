@@ -38,8 +38,14 @@ def failures_markdown(failures: Iterable[Mapping[str, Any]], *, limit: int = MAX
 
 
 def usd(value: float | None) -> dg.MetadataValue:
-    """Dollars rounded for display but kept as a float so the UI can plot it."""
-    return dg.MetadataValue.float(round(float(value or 0.0), 6))
+    """Dollars as a plottable float: cents from $0.01 up, 6 significant digits below a cent.
+
+    (``0.000030959999999999995`` is what a raw float of a Voyage estimate showed in the UI.)
+    """
+    amount = float(value or 0.0)
+    if abs(amount) >= 0.01 or amount == 0.0:
+        return dg.MetadataValue.float(round(amount, 2))
+    return dg.MetadataValue.float(float(f"{amount:.6g}"))
 
 
 def as_metadata(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -162,11 +162,14 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     )
     def voyage_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, voyage: VoyageResource
-    ) -> Iterator[dg.RunRequest]:
+    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         from harvest_defs.harvest.ledger import BatchLedger
 
         ledger = BatchLedger(store.ledger_path)
         if not has_open_batches(ledger, VOYAGE_PROVIDER):
+            yield dg.SkipReason(
+                "no Voyage Batch API job in flight (partitions under the threshold embed in real time)"
+            )
             return
         yield from _batch_run_requests(
             context, VOYAGE_PROVIDER, voyage_poller(voyage, store), ledger, [EMBEDDINGS_KEY]

@@ -91,7 +91,7 @@ def rag_index(
                 "dimension": stats.dim,
                 "source_rows": rows.num_rows,
                 "index_path": dg.MetadataValue.path(str(store.rag_path)),
-                "built_at_unix": time.time(),
+                "built_at": dg.MetadataValue.timestamp(time.time()),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

@@ -21,7 +21,7 @@ from harvest_defs.defs.dlt_support import (
     definition_pipeline,
     run_dlt_locked,
 )
-from harvest_defs.defs.metadata import as_metadata
+from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
 from harvest_defs.defs.voyage_batches import BatchStep, batch_mode_tables, mark_collected
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
@@ -169,7 +169,7 @@ def build_embeddings_assets(
                 "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
                 "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
                 "model": voyage.model,
-                "est_usd": estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch"),
+                "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )
