@@ -157,7 +157,8 @@ def run_chain(
     cursors: dict[str, str | None] | None = None,
 ) -> ChainRun:
     """The daemon's work until the chain is at rest: corpus_sensor -> submit runs -> claude_batch_sensor
-    (until no submission is open) -> collect runs -> rag_index_sensor -> the index run.
+    (until no submission is open) -> collect runs -> voyage_batch_sensor (until no Voyage batch is open)
+    -> rag_index_sensor -> the index run.
 
     Raises :class:`ChainStepFailed` on the first failed run and when batches do not end within
     ``timeout``: a caller never waits on a chain that cannot finish. ``cursors`` carries the sensors'
@@ -194,6 +195,18 @@ def run_chain(
         if not tick.run_requests:
             time.sleep(0.2)
     step("collect", total, total)
+    # Partitions at or above VoyageResource.batch_threshold embed through the Voyage Batch API: wait for
+    # voyage_batch_sensor to collect them, as the daemon would.
+    while ledger.in_flight("voyage") or ledger.ended_uncollected("voyage"):
+        if time.monotonic() > deadline:
+            raise ChainStepFailed(f"Voyage batches did not end within {timeout:.0f} s")
+        tick = tick_sensor(defs, instance, "voyage_batch_sensor", cursors.get("voyage_batch_sensor"))
+        cursors["voyage_batch_sensor"] = tick.cursor
+        for result in run_requests(defs, instance, tick.run_requests, raise_on_error=False):
+            check_result(result, f"summary_embeddings [{result.dagster_run.tags.get('dagster/partition')}]")
+            out.collect_runs.append(result)
+        if not tick.run_requests:
+            time.sleep(0.2)
     tick = tick_sensor(defs, instance, "rag_index_sensor", cursors.get("rag_index_sensor"))
     cursors["rag_index_sensor"] = tick.cursor
     for result in run_requests(defs, instance, tick.run_requests, raise_on_error=False):
