@@ -18,28 +18,16 @@ import multiprocessing
 import os
 import random
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _emulator import free_port, serve
 
 RESULTS = Path(__file__).parent / "results" / "lifecycle_rerun.json"
 COSTLY = ("anthropic_batch_requests", "anthropic_batches_created", "voyage_texts", "voyage_embed_calls")
-
-
-def _serve(port: int) -> None:
-    from harvest_defs.emulator import EmulatorConfig, EmulatorServer
-
-    EmulatorServer(EmulatorConfig(batch_processing_seconds=0.0), port=port).serve_forever()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _stats(url: str) -> dict[str, int]:
@@ -88,8 +76,8 @@ def main() -> None:
     parser.add_argument("--delete", type=float, default=0.001)
     args = parser.parse_args()
 
-    port = _free_port()
-    server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)
+    port = free_port()
+    server = multiprocessing.Process(target=serve, args=(port,), daemon=True)
     server.start()
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):

@@ -25,29 +25,17 @@ import json
 import math
 import multiprocessing
 import random
-import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _emulator import free_port, serve
 
 RPM, TPM, LATENCY_MS = 300, 1_000_000, 100
 CHARS = 800  # 200 tokens at the emulator's 4 chars/token
 RESULTS = Path(__file__).parent / "results" / "voyage_throughput.json"
-
-
-def _serve(port: int) -> None:
-    from harvest_defs.emulator import EmulatorConfig, EmulatorServer
-
-    EmulatorServer(EmulatorConfig(batch_processing_seconds=0.0), port=port).serve_forever()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_texts(n: int, seed: int = 7) -> list[str]:
@@ -174,8 +162,8 @@ def main() -> None:
     parser.add_argument("--warm-cap-s", type=float, default=90.0)
     parser.add_argument("--skip-ours", action="store_true", help="baseline only (for checking it)")
     args = parser.parse_args()
-    port = _free_port()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port,), daemon=True)
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
     server.start()
     url, base_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1"
     for _ in range(300):

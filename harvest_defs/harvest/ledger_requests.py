@@ -61,34 +61,29 @@ class RequestsMixin:
                 ((provider, h, batch_id, SUCCEEDED if ok else FAILED, now) for h, ok in outcomes),
             )
 
-    def request_states(self, provider: str, request_hashes: Iterable[str]) -> dict[str, str]:
-        """State of each *known* hash, in one join (O(n)), not one query per request."""
+    def _known(self, provider: str, request_hashes: Iterable[str], columns: str) -> list[tuple]:
+        """``columns`` of every known hash among ``request_hashes``: one join (O(n)), not n queries."""
         with self._connect() as con:
             con.execute("BEGIN")  # one transaction for the temp inserts, not one per row
             con.execute("CREATE TEMP TABLE wanted (h TEXT PRIMARY KEY) WITHOUT ROWID")
             con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in request_hashes))
             rows = con.execute(
-                "SELECT r.request_hash, r.state FROM requests r JOIN wanted w ON w.h = r.request_hash "
+                f"SELECT {columns} FROM requests r JOIN wanted w ON w.h = r.request_hash "
                 "WHERE r.provider = ?",
                 (provider,),
             ).fetchall()
             con.execute("ROLLBACK")
-        return dict(rows)
+        return rows
+
+    def request_states(self, provider: str, request_hashes: Iterable[str]) -> dict[str, str]:
+        """State of each *known* hash."""
+        return dict(self._known(provider, request_hashes, "r.request_hash, r.state"))
 
     def request_locations(
         self, provider: str, request_hashes: Iterable[str]
     ) -> dict[str, tuple[str, str, str]]:
         """hash -> (state, batch_id, custom_id it was sent under), for every known hash: where results are."""
-        with self._connect() as con:
-            con.execute("BEGIN")
-            con.execute("CREATE TEMP TABLE wanted (h TEXT PRIMARY KEY) WITHOUT ROWID")
-            con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in request_hashes))
-            rows = con.execute(
-                "SELECT r.request_hash, r.state, r.batch_id, r.custom_id FROM requests r "
-                "JOIN wanted w ON w.h = r.request_hash WHERE r.provider = ?",
-                (provider,),
-            ).fetchall()
-            con.execute("ROLLBACK")
+        rows = self._known(provider, request_hashes, "r.request_hash, r.state, r.batch_id, r.custom_id")
         return {h: (state, batch_id, custom_id) for h, state, batch_id, custom_id in rows}
 
     def request_counts_by_state(self, provider: str) -> dict[str, int]:

@@ -171,13 +171,7 @@ def _pending_changes(path: Path, incoming: pa.Table, prune: bool) -> int | None:
             return None
         con.register("incoming", incoming)
         changed = con.execute(f"SELECT count(*) FROM ({_CHANGED_SQL})").fetchone()
-        removed = 0
-        if prune:
-            row = con.execute(
-                f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
-            ).fetchone()
-            removed = row[0] if row else 0
-        return (changed[0] if changed else 0) + removed
+        return (changed[0] if changed else 0) + (_removed_count(con) if prune else 0)
     finally:
         con.close()
 
@@ -247,13 +241,16 @@ def _keeps_hnsw(con: duckdb.DuckDBPyConnection, prune: bool) -> bool:
     total = total_row[0] if total_row else 0
     changed_row = con.execute("SELECT count(*) FROM changed").fetchone()
     changed = changed_row[0] if changed_row else 0
-    removed = 0
-    if prune:
-        gone = con.execute(
-            f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
-        ).fetchone()
-        removed = gone[0] if gone else 0
+    removed = _removed_count(con) if prune else 0
     return total > 0 and changed + removed <= INCREMENTAL_MAX_SHARE * total
+
+
+def _removed_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Indexed chunks absent from ``incoming`` (what ``prune`` removes)."""
+    row = con.execute(
+        f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, int, int, int, str]:
