@@ -15,6 +15,7 @@ import pytest
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.emulator.content import count_tokens
 from harvest_defs.emulator.tokens import count_input_tokens, image_tokens_for_size
+from harvest_defs_tests.emulator.clients import client
 
 MODEL = "claude-sonnet-4-6"
 DOC = "Batches are cheap. They take up to a day. Results stay for 29 days. Polling should back off."
@@ -33,15 +34,6 @@ WEATHER_TOOL: dict[str, Any] = {
         "additionalProperties": False,
     },
 }
-
-
-def client(emulator: EmulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key="sk-ant-test",
-        base_url=emulator.anthropic_base_url,
-        _strict_response_validation=True,
-        max_retries=0,
-    )
 
 
 def user(text: str) -> list[Any]:

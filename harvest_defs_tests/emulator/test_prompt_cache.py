@@ -11,19 +11,11 @@ from harvest_defs.emulator import EmulatorServer
 from harvest_defs.emulator.content import count_tokens
 from harvest_defs.emulator.prompt_cache import minimum_cacheable_tokens
 from harvest_defs.emulator.tokens import count_input_tokens
+from harvest_defs_tests.emulator.clients import client
 
 MODEL = "claude-sonnet-4-6"  # 1024-token minimum
 BIG = "The ledger records every batch before it is created. " * 120  # ~1,620 tokens
 QUESTION = "Summarize:\n\nThe ledger records every batch. Nothing is paid twice."
-
-
-def client(emulator: EmulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key="sk-ant-test",
-        base_url=emulator.anthropic_base_url,
-        _strict_response_validation=True,
-        max_retries=0,
-    )
 
 
 def params(ttl: str | None = None, question: str = QUESTION, model: str = MODEL) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harvest_defs.emulator import EmulatorServer
+from harvest_defs_tests.emulator.clients import client
 
 MODEL = "claude-sonnet-4-6"
 DOC = "The ledger records every batch before creation. Nothing is paid twice. Results stay 29 days."
@@ -59,15 +60,6 @@ SCHEMAS = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-def client(emulator: EmulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key="sk-ant-test",
-        base_url=emulator.anthropic_base_url,
-        _strict_response_validation=True,
-        max_retries=0,
-    )
 
 
 def structured(emulator: EmulatorServer, schema: Any, prompt: str = PROMPT, max_tokens: int = 2000) -> Any:

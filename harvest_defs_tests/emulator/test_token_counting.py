@@ -6,13 +6,13 @@ import base64
 import struct
 from typing import Any
 
-import anthropic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.emulator.content import count_tokens
 from harvest_defs.emulator.tokens import count_input_tokens, image_size, image_tokens_for_size
+from harvest_defs_tests.emulator.clients import client
 
 MODEL = "claude-opus-4-6"
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300)
@@ -37,15 +37,6 @@ TOOL = st.builds(
     st.from_regex(r"[a-z_]{1,20}", fullmatch=True),
     TEXT,
 )
-
-
-def client(emulator: EmulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key="sk-ant-test",
-        base_url=emulator.anthropic_base_url,
-        _strict_response_validation=True,
-        max_retries=0,
-    )
 
 
 @st.composite
