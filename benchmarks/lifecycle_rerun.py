@@ -27,7 +27,13 @@ import httpx
 from _emulator import free_port, serve
 
 RESULTS = Path(__file__).parent / "results" / "lifecycle_rerun.json"
-COSTLY = ("anthropic_batch_requests", "anthropic_batches_created", "voyage_texts", "voyage_embed_calls")
+COSTLY = (
+    "anthropic_batch_requests",
+    "anthropic_batches_created",
+    "voyage_texts",
+    "voyage_embed_calls",
+    "voyage_batch_inputs",
+)
 
 
 def _stats(url: str) -> dict[str, int]:

@@ -8,7 +8,13 @@ import duckdb
 
 from harvest_defs.emulator import EmulatorServer
 
-COSTLY = ("anthropic_batch_requests", "anthropic_batches_created", "voyage_texts", "voyage_embed_calls")
+COSTLY = (
+    "anthropic_batch_requests",
+    "anthropic_batches_created",
+    "voyage_texts",
+    "voyage_embed_calls",
+    "voyage_batch_inputs",
+)
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
