@@ -13,9 +13,18 @@ _EXPORTS = {
     "claude_message_batches": "harvest_defs.harvest.claude",
     "voyage_embeddings_batch": "harvest_defs.harvest.voyage",
     "create_duckdb_pipeline": "harvest_defs.harvest.pipeline",
+    # Dagster component types (the dg registry module is this package: `dg list components`).
+    "ClaudeBatchHarvest": "harvest_defs.components",
+    "VoyageEmbeddings": "harvest_defs.components",
+    "RagIndex": "harvest_defs.components",
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+def __dir__() -> list[str]:
+    """dg discovers component types with ``dir()``: list the lazy names too."""
+    return sorted({*globals(), *_EXPORTS})
 
 
 def __getattr__(name: str) -> Any:
