@@ -25,7 +25,7 @@ def example_attributes(name: str) -> dict[str, Any]:
         "name": name,
         "source": {"files": "rows.jsonl"},
         "id_column": "id",
-        "prompt_template": "Classify this customer message.\n\n<document>\n{{ text }}\n</document>",
+        "prompt_template": "Classify this customer message: {{ text }}",
         "system_prompt": "You classify customer messages for a support team.",
         "model": "claude-haiku-5-5",
         "max_tokens": 200,
