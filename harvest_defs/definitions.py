@@ -1,4 +1,4 @@
-"""The Dagster code location: ``dagster dev`` / ``dg dev`` (via ``workspace.yaml``) or ``-m harvest_defs.definitions``.
+"""The Dagster code location, for `dagster dev` / `dg dev` (workspace.yaml) and `-m harvest_defs.definitions`.
 
 The definitions are the component instances under ``harvest_defs/location/`` (``defs.yaml`` files),
 loaded the ``dg`` way. Loading imports Dagster, dagster-dlt and our definitions only; the API SDKs are

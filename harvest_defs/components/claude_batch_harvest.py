@@ -95,7 +95,9 @@ class ClaudeBatchHarvest(dg.Component):
         from harvest_defs.defs.sensors import sensor_interval_seconds
 
         spec = self.spec(context)
-        partitions = dg.DynamicPartitionsDefinition(name=spec.partitions_name) if spec.partition_column else None
+        partitions = (
+            dg.DynamicPartitionsDefinition(name=spec.partitions_name) if spec.partition_column else None
+        )
         return dg.Definitions.merge(
             dg.Definitions(
                 assets=[build_submit_asset(spec, partitions), build_collect_asset(spec, partitions)],
@@ -113,12 +115,19 @@ class ClaudeBatchHarvest(dg.Component):
         from harvest_defs.defs.partitions import collection_partitions
         from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
 
-        for field in ("prompt_template", "system_prompt", "output_schema", "partitions", "max_usd", "few_shot"):
+        for field in (
+            "prompt_template",
+            "system_prompt",
+            "output_schema",
+            "partitions",
+            "max_usd",
+            "few_shot",
+        ):
             if getattr(self.config, field) is not None:
                 raise ComponentConfigError(
                     yaml_path(context),
                     field,
-                    f"preset {CHAIN_PRESET} takes its prompt and model from the `anthropic` resource; remove it",
+                    f"preset {CHAIN_PRESET} takes prompt and model from the `anthropic` resource; remove it",
                 )
         partitions = collection_partitions()
         sensors = build_sensors(sensor_interval_seconds())
@@ -141,4 +150,3 @@ class ClaudeBatchHarvest(dg.Component):
         from harvest_defs.components.validate import resolve_spec
 
         return resolve_spec(self.config, Path(context.path), yaml_path(context))
-

@@ -25,10 +25,16 @@ def _where(spec: HarvestSpec, partition: str | None) -> tuple[str, str] | None:
 
 
 def partition_list(context: dg.AssetExecutionContext) -> list[str | None]:
-    return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else [None]
+    return (
+        list(context.partition_keys)
+        if context.has_partition_key_range or context.has_partition_key
+        else [None]
+    )
 
 
-def build_submit_asset(spec: HarvestSpec, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
+def build_submit_asset(
+    spec: HarvestSpec, partitions_def: dg.PartitionsDefinition | None
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.submit_name,
         deps=[dg.AssetKey.from_user_string(d) for d in spec.deps],
@@ -190,7 +196,9 @@ def _load(spec: HarvestSpec, store: HarvestStoreResource, tables: Iterator[Any])
     from harvest_defs.components.harvest_rows import column_hints
     from harvest_defs.defs.dlt_support import runtime_pipeline
 
-    @dlt.resource(name=spec.table, write_disposition="merge", primary_key="custom_id", columns=column_hints(spec))
+    @dlt.resource(
+        name=spec.table, write_disposition="merge", primary_key="custom_id", columns=column_hints(spec)
+    )
     def rows() -> Iterator[Any]:
         yield from tables
 

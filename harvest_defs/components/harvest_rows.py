@@ -76,7 +76,9 @@ def _typed(spec: HarvestSpec, table: pa.Table, outcome: Outcome) -> pa.Table:
             values[name].append(typed.get(name) if typed else None)
     for name, column in (("success", success), ("error", error), ("error_type", error_type)):
         index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.schema.field(index), pa.array(column, table.schema.field(index).type))
+        table = table.set_column(
+            index, table.schema.field(index), pa.array(column, table.schema.field(index).type)
+        )
     for name, arrow_type in schema.arrow_types().items():
         table = table.append_column(name, pa.array(values[name], arrow_type))
     return table
@@ -115,7 +117,9 @@ def reconcile(
     """
     current = {
         r["custom_id"]: (r["request_hash"], r["success"])
-        for r in partition_rows(store, spec.qualified_table, "custom_id", ["request_hash", "success"], partition)
+        for r in partition_rows(
+            store, spec.qualified_table, "custom_id", ["request_hash", "success"], partition
+        )
     }
     prepared = spec.prepare(harvester, rows)
     outcome.rows = len(prepared.requests) + len(prepared.invalid)

@@ -67,7 +67,9 @@ class HarvestSpec:
     def template(self) -> Any:
         import jinja2
 
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        env = jinja2.Environment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
         return env.from_string(self.prompt_template)
 
     def shared_prefix(self) -> str | None:
@@ -90,7 +92,7 @@ class HarvestSpec:
 
     @cached_property
     def cache_prefix(self) -> bool:
-        """Mark the prefix with ``cache_control`` only when it reaches the model's minimum cacheable length."""
+        """``cache_control`` on the prefix only when it reaches the model's minimum cacheable length."""
         from harvest_defs.harvest.claude.settings import min_cacheable_tokens
 
         return self.prefix_tokens >= min_cacheable_tokens(self.model)
@@ -138,5 +140,7 @@ class HarvestSpec:
         )
         prefix_tokens = self.prefix_tokens * len(requests)
         out_tokens = sum(r.max_tokens for r in requests)
-        usd = (text_tokens * prices[0] + prefix_tokens * prefix_rate * prices[0] + out_tokens * prices[1]) / 1e6
+        usd = (
+            text_tokens * prices[0] + prefix_tokens * prefix_rate * prices[0] + out_tokens * prices[1]
+        ) / 1e6
         return usd * (1.0 - discount), text_tokens + prefix_tokens, out_tokens

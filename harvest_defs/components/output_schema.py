@@ -64,7 +64,9 @@ class OutputSchema:
         clash = sorted(set(properties) & _RESERVED)
         if clash:
             raise OutputSchemaError(f"properties {clash} clash with claude_messages columns; rename them")
-        columns = {name: _field_type(sub if isinstance(sub, Mapping) else {}) for name, sub in properties.items()}
+        columns = {
+            name: _field_type(sub if isinstance(sub, Mapping) else {}) for name, sub in properties.items()
+        }
         return cls(schema=dict(schema), columns=columns)
 
     def output_config(self) -> dict[str, Any]:

@@ -51,7 +51,9 @@ def _template_columns(component: Any, path: Path) -> set[str]:
     from jinja2 import meta
 
     if not component.prompt_template:
-        raise ComponentConfigError(path, "prompt_template", "required: a Jinja2 template over the row's columns")
+        raise ComponentConfigError(
+            path, "prompt_template", "required: a Jinja2 template over the row's columns"
+        )
     try:
         ast = jinja2.Environment().parse(component.prompt_template)
     except jinja2.TemplateSyntaxError as exc:

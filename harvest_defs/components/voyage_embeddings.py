@@ -29,7 +29,7 @@ class VoyageEmbeddings(dg.Component, dg.Resolvable):
             raise ComponentConfigError(
                 yaml_path(context),
                 "preset",
-                "only `preset: summaries` (the claude_summaries → summary_embeddings step) is supported so far",
+                "only `preset: summaries` (claude_summaries → summary_embeddings) is supported so far",
             )
         from harvest_defs.defs.assets.voyage import build_embeddings_assets
         from harvest_defs.defs.build import _definition_pipelines_dir

@@ -90,7 +90,9 @@ def test_scaffolded_instance_materializes_typed_columns(
         tick = tick_sensor(defs, instance, "my_harvest_sensor", None)
         [collected] = run_requests(defs, instance, tick.run_requests)
         assert materialization(collected, "my_harvest")["requests_succeeded"] == 3
-    rows = query(home / "warehouse.duckdb", "SELECT custom_id, sentiment, summary FROM harvest.my_harvest ORDER BY 1")
+    rows = query(
+        home / "warehouse.duckdb", "SELECT custom_id, sentiment, summary FROM harvest.my_harvest ORDER BY 1"
+    )
     assert [r[0] for r in rows] == ["r1", "r2", "r3"]
     assert all(r[1] in ("positive", "neutral", "negative") and r[2] for r in rows)
 
@@ -98,7 +100,10 @@ def test_scaffolded_instance_materializes_typed_columns(
 BAD = {
     "unknown source": ("source:\n    s3: bucket/x.csv\n", "source"),
     "missing id column": ("id_column: ticket\n", "attributes.id_column"),
-    "template naming a missing column": ("prompt_template: 'Classify: {{ body }}'\n", "attributes.prompt_template"),
+    "template naming a missing column": (
+        "prompt_template: 'Classify: {{ body }}'\n",
+        "attributes.prompt_template",
+    ),
     "invalid JSON schema": ("output_schema:\n    type: objekt\n", "attributes.output_schema"),
     "unknown model": ("model: claude-haiku-9\n", "attributes.model"),
 }

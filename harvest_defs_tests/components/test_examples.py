@@ -49,11 +49,19 @@ def test_ticket_triage_typed_columns_cache_reads_and_free_rerun(
     assert all(m["requests_succeeded"] == 6 and m["schema_invalid"] == 0 for m in metas.values())
 
     db = harvest_home / "warehouse.duckdb"
-    types = dict(query(db, "SELECT column_name, data_type FROM information_schema.columns "
-                           "WHERE table_schema = 'harvest' AND table_name = 'ticket_triage'"))
+    types = dict(
+        query(
+            db,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'harvest' AND table_name = 'ticket_triage'",
+        )
+    )
     assert types["sentiment"] == "VARCHAR" and types["urgency"] == "VARCHAR" and types["key_issues"] == "JSON"
-    rows = query(db, "SELECT custom_id, partition_key, sentiment, key_issues, urgency, success "
-                     "FROM harvest.ticket_triage ORDER BY custom_id")
+    rows = query(
+        db,
+        "SELECT custom_id, partition_key, sentiment, key_issues, urgency, success "
+        "FROM harvest.ticket_triage ORDER BY custom_id",
+    )
     assert len(rows) == 12 and all(r[5] for r in rows)
     for custom_id, partition, sentiment, key_issues, urgency, _ in rows:
         value = {"sentiment": sentiment, "key_issues": json.loads(key_issues), "urgency": urgency}
@@ -90,8 +98,10 @@ def test_translations_end_to_end(
     assert sent["requests_sent"] == 6 and sent["prefix_cached"] is False  # below the cache minimum
     assert sent["est_usd_upper_bound"] <= 0.05
     assert materialization(collected, "translations")["requests_succeeded"] == 6
-    rows = query(harvest_home / "warehouse.duckdb",
-                 "SELECT custom_id, response, success FROM harvest.product_translations ORDER BY 1")
+    rows = query(
+        harvest_home / "warehouse.duckdb",
+        "SELECT custom_id, response, success FROM harvest.product_translations ORDER BY 1",
+    )
     assert [r[0] for r in rows] == [f"P-10{i}" for i in range(6)]
     assert all(r[2] and r[1].strip() for r in rows)
 

@@ -175,11 +175,12 @@ def claude_collect_source(rows: Callable[[], Iterator[Any]] | None = None, tally
 
 
 def close_submissions(
-    harvester: Any, partition: str, outcome: ClaudeReconcile, log: Any, provider: str = CLAUDE_PROVIDER
+    harvester: Any, partition: str, outcome: Any, log: Any, provider: str = CLAUDE_PROVIDER
 ) -> list[str]:
     """Collect what no row needed (outcomes + raw file), mark batches collected, close what is done.
 
-    ``provider`` is the submissions' namespace: the chain's ``claude``, or a component instance's own.
+    ``provider`` is the submissions' namespace: the chain's ``claude``, or a component instance's own;
+    ``outcome`` is anything with ``touched_batches`` (the chain's ``ClaudeReconcile``, a component's).
     """
     from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST
 
