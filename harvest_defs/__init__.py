@@ -22,9 +22,13 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+_COMPONENTS = ("ClaudeBatchHarvest", "RagIndex", "VoyageEmbeddings")
+
+
 def __dir__() -> list[str]:
-    """dg discovers component types with ``dir()``: list the lazy names too."""
-    return sorted({*globals(), *_EXPORTS})
+    """dg discovers component types by ``getattr`` over ``dir()``: list them, but not the library names,
+    whose resolution would import the SDKs and pyarrow into every process that loads the code location."""
+    return sorted({*globals(), *_COMPONENTS})
 
 
 def __getattr__(name: str) -> Any:

@@ -98,6 +98,11 @@ class HarvestSpec:
         return self.prefix_tokens >= min_cacheable_tokens(self.model)
 
     def prompts(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One prompt per row. Warehouse sources are only checked here (their columns exist at run time)."""
+        if rows and self.id_column not in rows[0]:
+            from harvest_defs.components.sources import SourceError
+
+            raise SourceError(f"{self.name}: the source has no id column {self.id_column!r}: {sorted(rows[0])}")
         return [
             {"custom_id": str(row[self.id_column]), "text": self.template.render(**row)}
             for row in rows

@@ -15,10 +15,17 @@ from typing import Any
 
 import orjson
 
-from harvest_defs.harvest.claude.results import CLAUDE_MESSAGES_SCHEMA
-
 SCHEMA_INVALID = "output_schema_invalid"
-_RESERVED = {*CLAUDE_MESSAGES_SCHEMA.names, "partition_key", "_deleted", "truncated"}
+# claude_messages' columns (``CLAUDE_MESSAGES_SCHEMA``, spelled out: importing it at load pulls in pyarrow)
+# plus the Dagster layer's tags; ``test_components_unit`` keeps the two lists equal.
+RESERVED_COLUMNS = frozenset(
+    {
+        *("batch_id", "custom_id", "prompt", "response", "model", "input_tokens", "output_tokens"),
+        *("created_at", "processing_time_ms", "success", "error", "error_type", "request_hash"),
+        *("stop_reason", "cache_creation_input_tokens", "cache_read_input_tokens", "result_type"),
+        *("partition_key", "_deleted", "truncated"),
+    }
+)
 # JSON Schema "type" → (dlt data type, Arrow type name). Anything else (arrays, objects) is JSON.
 _SCALARS = {"string": "text", "integer": "bigint", "number": "double", "boolean": "bool"}
 
@@ -61,7 +68,7 @@ class OutputSchema:
         if schema.get("additionalProperties") is not False:
             raise OutputSchemaError("needs additionalProperties: false (structured outputs require it)")
         properties = schema["properties"]
-        clash = sorted(set(properties) & _RESERVED)
+        clash = sorted(set(properties) & RESERVED_COLUMNS)
         if clash:
             raise OutputSchemaError(f"properties {clash} clash with claude_messages columns; rename them")
         columns = {

@@ -55,29 +55,48 @@ class ResolvedSource:
     def reads_warehouse(self) -> bool:
         return self.kind in ("sql", "asset")
 
-    def columns(self, warehouse: Path | None = None) -> list[str] | None:
-        """Column names, or ``None`` when they cannot be known yet (the warehouse table does not exist)."""
+    def columns(self) -> list[str] | None:
+        """Column names at load time, or ``None`` when they are only known at run time.
+
+        Warehouse sources (SQL, an asset's table) are checked when a run reads them: at load the table
+        may not exist yet, and opening the DuckDB file could collide with a run writing it. CSV and JSONL
+        headers are read with the standard library (loading the code location imports no DuckDB).
+        """
         if self.kind == "corpus":
             return list(SNAPSHOT_COLUMNS)
-        import duckdb
-
-        if self.kind == "files":
-            assert self.files is not None
-            if not list(Path("/").glob(self.files.lstrip("/"))):
-                raise SourceError(f"no file matches {self.files!r}")
-            con = duckdb.connect()
-        else:
-            if warehouse is None or not warehouse.exists():
-                return None
-            con = duckdb.connect(str(warehouse), read_only=True)
+        if self.kind != "files":
+            return None
+        assert self.files is not None
+        matches = sorted(Path("/").glob(self.files.lstrip("/")))
+        if not matches:
+            raise SourceError(f"no file matches {self.files!r}")
+        suffix = matches[0].suffix.lower()
+        if suffix not in FILE_READERS:
+            raise SourceError(f"unsupported file type {suffix!r}; use one of {sorted(FILE_READERS)}")
         try:
-            return [row[0] for row in con.execute(f"DESCRIBE {self.relation()}").fetchall()]
-        except duckdb.CatalogException:
-            return None  # the upstream table is not there yet: checked again at run time
-        except duckdb.Error as exc:
-            raise SourceError(str(exc).splitlines()[0]) from exc
-        finally:
-            con.close()
+            return _header(matches[0], suffix)
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{matches[0]}: cannot read its columns: {exc}") from exc
+
+
+def _header(path: Path, suffix: str) -> list[str]:
+    if suffix == ".csv":
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), [])
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "{}")
+        row = json.loads(first)
+        if not isinstance(row, dict):
+            raise ValueError("the first line is not a JSON object")
+        return list(row)
+    import pyarrow.parquet as pq  # a Parquet source: its schema is in the footer
+
+    return list(pq.read_schema(path).names)
 
 
 def _quote(text: str) -> str:

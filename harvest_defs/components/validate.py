@@ -85,10 +85,8 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         except OutputSchemaError as exc:
             raise ComponentConfigError(path, "output_schema", str(exc)) from exc
     partition_column = _partition_column(component, source, path)
-    from harvest_defs.defs.resources import HarvestStoreResource
-
     try:
-        columns = source.columns(HarvestStoreResource().warehouse_path)
+        columns = source.columns()
     except SourceError as exc:
         raise ComponentConfigError(path, "source", str(exc)) from exc
     if columns is not None:
