@@ -102,7 +102,9 @@ class HarvestSpec:
         if rows and self.id_column not in rows[0]:
             from harvest_defs.components.sources import SourceError
 
-            raise SourceError(f"{self.name}: the source has no id column {self.id_column!r}: {sorted(rows[0])}")
+            raise SourceError(
+                f"{self.name}: the source has no id column {self.id_column!r}: {sorted(rows[0])}"
+            )
         return [
             {"custom_id": str(row[self.id_column]), "text": self.template.render(**row)}
             for row in rows
