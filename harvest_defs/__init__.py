@@ -13,9 +13,22 @@ _EXPORTS = {
     "claude_message_batches": "harvest_defs.harvest.claude",
     "voyage_embeddings_batch": "harvest_defs.harvest.voyage",
     "create_duckdb_pipeline": "harvest_defs.harvest.pipeline",
+    # Dagster component types (the dg registry module is this package: `dg list components`).
+    "ClaudeBatchHarvest": "harvest_defs.components",
+    "VoyageEmbeddings": "harvest_defs.components",
+    "RagIndex": "harvest_defs.components",
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+_COMPONENTS = ("ClaudeBatchHarvest", "RagIndex", "VoyageEmbeddings")
+
+
+def __dir__() -> list[str]:
+    """dg discovers component types by ``getattr`` over ``dir()``: list them, but not the library names,
+    whose resolution would import the SDKs and pyarrow into every process that loads the code location."""
+    return sorted({*globals(), *_COMPONENTS})
 
 
 def __getattr__(name: str) -> Any:

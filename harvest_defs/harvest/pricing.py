@@ -81,3 +81,20 @@ def estimate_voyage_usd(model: str, tokens: int, batch: bool = False) -> float:
         return 0.0
     discount = float(price_table().get("discounts", {}).get("voyage_batch", 0.33)) if batch else 0.0
     return tokens * price / 1_000_000 * (1.0 - discount)
+
+
+# Prompt caching multipliers on the input price (docs.claude.com prompt-caching "Pricing"): a 5-minute
+# cache write costs 1.25x, a cache read 0.1x. They stack with the batch discount.
+CACHE_WRITE_MULTIPLIER = 1.25
+CACHE_READ_MULTIPLIER = 0.10
+
+
+def estimate_cache_saving_usd(model: str, cache_read_tokens: int, cache_write_tokens: int) -> float:
+    """What prompt caching saved at batch prices: reads at 0.9x off, less the 0.25x write premium."""
+    prices = claude_prices(model)
+    if prices is None:
+        return 0.0
+    discount = float(price_table().get("discounts", {}).get("claude_batch", 0.5))
+    per_token = prices[0] / 1_000_000 * (1.0 - discount)
+    saved = cache_read_tokens * (1.0 - CACHE_READ_MULTIPLIER) * per_token
+    return saved - cache_write_tokens * (CACHE_WRITE_MULTIPLIER - 1.0) * per_token

@@ -174,13 +174,19 @@ def claude_collect_source(rows: Callable[[], Iterator[Any]] | None = None, tally
     return claude_messages
 
 
-def _close_submissions(harvester: Any, partition: str, outcome: ClaudeReconcile, log: Any) -> list[str]:
-    """Collect what no row needed (outcomes + raw file), mark batches collected, close what is done."""
+def close_submissions(
+    harvester: Any, partition: str, outcome: Any, log: Any, provider: str = CLAUDE_PROVIDER
+) -> list[str]:
+    """Collect what no row needed (outcomes + raw file), mark batches collected, close what is done.
+
+    ``provider`` is the submissions' namespace: the chain's ``claude``, or a component instance's own;
+    ``outcome`` is anything with ``touched_batches`` (the chain's ``ClaudeReconcile``, a component's).
+    """
     from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST
 
     done = []
     closed_batches: list[str] = []
-    for submission in harvester.ledger.open_submissions(CLAUDE_PROVIDER, partition):
+    for submission in harvester.ledger.open_submissions(provider, partition):
         rows = [harvester.ledger.get(b) for b in submission.batch_ids]
         if any(r is not None and r.status not in (ENDED, COLLECTED, LOST) for r in rows):
             continue  # still waiting on a batch: a later run closes it
@@ -232,7 +238,7 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         rows = reconcile_tables(harvester, store, anthropic, partition, documents, outcome)
         source = claude_collect_source(rows=lambda: rows, tally=tally)
         results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
-        collected = _close_submissions(harvester, partition, outcome, context.log.info)
+        collected = close_submissions(harvester, partition, outcome, context.log.info)
         _log_outcome(context, partition, outcome)
         from harvest_defs.harvest.pricing import estimate_batch_usd
 

@@ -162,10 +162,20 @@ class ClaudeBatchHarvester(CollectMixin):
         max_tokens: int = settings.DEFAULT_MAX_TOKENS,
         system_prompt: str | None = None,
         temperature: float | None = None,
+        *,
+        output_config: Mapping[str, Any] | None = None,
+        cache_system: bool = False,
     ) -> PreparedPrompts:
         """Validate and build every request (no HTTP); logs one message naming every bad prompt."""
         prepared = prepare_prompts(
-            prompts, model, max_tokens, system_prompt, temperature, self.max_bytes_per_batch
+            prompts,
+            model,
+            max_tokens,
+            system_prompt,
+            temperature,
+            self.max_bytes_per_batch,
+            output_config=output_config,
+            cache_system=cache_system,
         )
         if prepared.invalid:
             self.log(invalid_prompts_message(prepared.invalid))

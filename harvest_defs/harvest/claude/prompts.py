@@ -138,8 +138,16 @@ def prepare_prompts(
     system_prompt: str | None,
     temperature: float | None,
     max_bytes_per_batch: int,
+    *,
+    output_config: Mapping[str, Any] | None = None,
+    cache_system: bool = False,
 ) -> PreparedPrompts:
-    """Validate every prompt and build its request; O(n), one JSON serialization per request."""
+    """Validate every prompt and build its request; O(n), one JSON serialization per request.
+
+    ``output_config`` (structured outputs) and ``cache_system`` (the system prompt as one text block with
+    ``cache_control``, so the shared prefix is read from the prompt cache) are added to the params only
+    when given: requests built without them hash exactly as before, so existing caches stay valid.
+    """
     out = PreparedPrompts(model=model)
     byte_limit = max_bytes_per_batch - BATCH_ENVELOPE_BYTES
     by_id: dict[str, int] = {}  # custom_id -> index into out.requests
@@ -186,7 +194,13 @@ def prepare_prompts(
             "messages": [{"role": "user", "content": text}],
         }
         if p_system:
-            params["system"] = p_system
+            params["system"] = (
+                [{"type": "text", "text": p_system, "cache_control": {"type": "ephemeral"}}]
+                if cache_system
+                else p_system
+            )
+        if output_config is not None:
+            params["output_config"] = dict(output_config)
         if p_temp is not None:
             params["temperature"] = p_temp
         try:

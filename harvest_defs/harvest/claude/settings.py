@@ -54,3 +54,24 @@ def context_window(model: str) -> int:
 def estimate_prompt_tokens(text: str, system: str | None = None) -> int:
     """The pre-send estimate of a prompt's input tokens (ceil(chars / CHARS_PER_TOKEN))."""
     return -(-(len(text) + len(system or "")) // CHARS_PER_TOKEN)
+
+
+# Minimum cacheable prompt length per model (tokens), from the prompt-caching page's "Cache limitations"
+# table (https://docs.claude.com/en/docs/build-with-claude/prompt-caching): a prefix shorter than this is
+# processed without caching even when marked with ``cache_control``, so marking it would only cost bytes.
+_MIN_CACHEABLE: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-5", 4096),
+    ("claude-opus-4-6", 4096),
+    ("claude-haiku-4-5", 4096),
+    ("claude-3-5-haiku", 2048),
+    ("claude-3-haiku", 2048),
+)
+DEFAULT_MIN_CACHEABLE = 1024
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The shortest prefix (tokens) the model caches; 1024 for the models the table does not list."""
+    for prefix, minimum in _MIN_CACHEABLE:
+        if model.startswith(prefix):
+            return minimum
+    return DEFAULT_MIN_CACHEABLE

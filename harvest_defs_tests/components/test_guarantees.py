@@ -1,0 +1,83 @@
+"""A ``ClaudeBatchHarvest`` of one's own keeps the chain's guarantees: failures are rows (a response that
+does not match the schema too), deletes propagate, the budget bound holds, nothing is paid twice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster.components.core.component_tree import ComponentTree
+
+from harvest_defs.components.claude_batch_harvest import ClaudeBatchHarvest, ClaudeBatchHarvestModel
+from harvest_defs.components.output_schema import RESERVED_COLUMNS, SCHEMA_INVALID
+from harvest_defs.components.scaffold import example_attributes
+from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+from harvest_defs.emulator import EmulatorServer
+from harvest_defs.harvest.claude.results import CLAUDE_MESSAGES_SCHEMA
+from harvest_defs_tests.components.conftest import materialization, query
+
+ROWS = [
+    {"id": "a1", "text": "The refund never arrived and I am angry.", "topic": "billing"},
+    {"id": "a2", "text": "Lovely product, thank you so much.", "topic": "praise"},
+    {"id": "a3", "text": "Where can I download my invoice?", "topic": "billing"},
+]
+
+
+def _instance(folder: Path, rows: list[dict[str, Any]], **overrides: Any) -> dg.Definitions:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    attributes = {**example_attributes("mine"), **overrides}
+    component = ClaudeBatchHarvest(ClaudeBatchHarvestModel.model_validate(attributes))
+    return component.build_defs(ComponentTree.for_test().load_context.for_path(folder))
+
+
+def _harvest(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> tuple[Any, Any, Any]:
+    submitted = materialize_selection(defs, instance, ["mine_batches"])
+    tick = tick_sensor(defs, instance, "mine_sensor", cursor)
+    [collected] = run_requests(defs, instance, tick.run_requests)
+    return materialization(submitted, "mine_batches"), materialization(collected, "mine"), tick.cursor
+
+
+def test_reserved_columns_cover_claude_messages() -> None:
+    assert set(CLAUDE_MESSAGES_SCHEMA.names) <= RESERVED_COLUMNS
+
+
+def test_schema_invalid_response_is_a_failure_row_and_not_bought_again(
+    tmp_path: Path, harvest_home: Path, api_env: EmulatorServer, instance: dg.DagsterInstance
+) -> None:
+    # 3 output tokens cut the JSON object short: the API "succeeded", the row must not.
+    defs = _instance(tmp_path / "mine", ROWS, max_tokens=3)
+    sent, collected, _ = _harvest(defs, instance, None)
+    assert sent["requests_sent"] == 3
+    assert collected["schema_invalid"] == 3 and collected["requests_failed"] == 3
+    rows = query(
+        harvest_home / "warehouse.duckdb", "SELECT success, error_type, error, sentiment FROM harvest.mine"
+    )
+    assert len(rows) == 3
+    for success, error_type, error, sentiment in rows:
+        assert success is False and error_type == SCHEMA_INVALID and "not JSON" in error
+        assert sentiment is None
+    before = api_env.stats()["anthropic_http_requests"]
+    again = materialize_selection(defs, instance, ["mine_batches"])
+    assert materialization(again, "mine_batches")["requests_sent"] == 0
+    assert api_env.stats()["anthropic_http_requests"] == before
+
+
+def test_removed_rows_are_deleted_and_changed_rows_resent_only(
+    tmp_path: Path, harvest_home: Path, api_env: EmulatorServer, instance: dg.DagsterInstance
+) -> None:
+    defs = _instance(tmp_path / "mine", ROWS)
+    sent, collected, cursor = _harvest(defs, instance, None)
+    assert sent["requests_sent"] == 3 and collected["rows_written"] == 3
+    # the upper bound really bounds what the emulator billed
+    assert sent["est_usd_upper_bound"] >= collected["est_usd"] > 0
+
+    changed = [ROWS[0], {**ROWS[2], "text": "Where can I download last month's invoice as PDF?"}]
+    defs = _instance(tmp_path / "mine", changed)
+    sent, collected, _ = _harvest(defs, instance, cursor)
+    assert sent["requests_sent"] == 1 and sent["requests_cached"] == 1  # only the edited row is paid for
+    assert collected["rows_deleted"] == 1 and collected["rows_unchanged"] == 1
+    ids = query(harvest_home / "warehouse.duckdb", "SELECT custom_id FROM harvest.mine ORDER BY 1")
+    assert ids == [("a1",), ("a3",)]
