@@ -83,6 +83,10 @@ class PreparedPrompts:
     invalid: list[InvalidPrompt] = field(default_factory=list)
     # Prompts without custom_id whose request is identical to an earlier one: same id, one row.
     duplicates_merged: int = 0
+    # Streaming only: prompts whose custom_id an earlier window already used. The first occurrence was
+    # already sent (and owns the id's row), so these get no row; they are logged (see claude/stream.py).
+    duplicates_skipped: list[InvalidPrompt] = field(default_factory=list)
+    rows: int = 0  # prompts read (valid, invalid and merged)
 
 
 def content_hash(params: Mapping[str, Any]) -> str:
@@ -138,14 +142,20 @@ def prepare_prompts(
     system_prompt: str | None,
     temperature: float | None,
     max_bytes_per_batch: int,
+    index_offset: int = 0,
 ) -> PreparedPrompts:
-    """Validate every prompt and build its request; O(n), one JSON serialization per request."""
+    """Validate every prompt and build its request; O(n), one JSON serialization per request.
+
+    ``index_offset``: the position of ``prompts[0]`` in the whole input, when ``prompts`` is one window
+    of a stream (see ``claude/stream.py``), so reported prompt numbers are the caller's.
+    """
     out = PreparedPrompts(model=model)
     byte_limit = max_bytes_per_batch - BATCH_ENVELOPE_BYTES
     by_id: dict[str, int] = {}  # custom_id -> index into out.requests
     explicit_ids: dict[str, list[int]] = {}  # user-given custom_id -> prompt indices
     pending_invalid: list[InvalidPrompt] = []
-    for index, prompt in enumerate(prompts):
+    for index, prompt in enumerate(prompts, start=index_offset):
+        out.rows += 1
         if isinstance(prompt, str):
             prompt = {"text": prompt}
         if not isinstance(prompt, Mapping):
@@ -220,7 +230,7 @@ def prepare_prompts(
         out.requests = [req for req in out.requests if req.custom_id not in duplicated]
         pending_invalid = [item for item in pending_invalid if item.custom_id not in duplicated]
         for cid, indices in duplicated.items():
-            first = prompts[indices[0]]
+            first = prompts[indices[0] - index_offset]
             text = first.get("text") if isinstance(first, Mapping) else None
             where = ", ".join(f"#{i}" for i in indices)
             pending_invalid.append(
