@@ -107,8 +107,9 @@ CHILD = textwrap.dedent(
         else:
             from harvest_defs.harvest.voyage import voyage_embeddings_batch
             pipeline.run(voyage_embeddings_batch(src, model="voyage-3.5", api_key="pa-bench",
-                                                 base_url=url + "/v1", mode="realtime", rpm=1_000_000, tpm=10**10,
-                                                 ledger_path=work / "ledger.sqlite", raw_dir=work / "raw"))
+                                                 base_url=url + "/v1", mode="realtime",
+                                                 rpm=1_000_000, tpm=10**10, ledger_path=work / "l.sqlite",
+                                                 raw_dir=work / "raw"))
             table = "voyage_embeddings"
         with duckdb.connect(str(work / "w.duckdb"), read_only=True) as con:
             out = {"rows": con.execute(f"SELECT count(*) FROM ai.{table}").fetchone()[0]}
