@@ -88,9 +88,8 @@ def _submit(emulator: EmulatorServer, work: Path, source: Any) -> dict[str, Any]
         "skipped": report.duplicates_skipped,
         "invalid": sorted((item.index, item.custom_id) for item in report.invalid),
         "batches": len(report.batch_ids),
-        "created": after.get("anthropic_batches_created", 0) - before.get("anthropic_batches_created", 0),
-        "billed_requests": after.get("anthropic_batch_requests", 0)
-        - before.get("anthropic_batch_requests", 0),
+        "created": delta("anthropic_batches_created"),
+        "billed_requests": delta("anthropic_batch_requests"),
         "ledger": _ledger(work / "ledger.sqlite"),
     }
 
