@@ -123,9 +123,9 @@ class SeenIds:
         os.close(fd)
         self.path = Path(name)
         self._con = sqlite3.connect(name, isolation_level=None)
-        # A scratch file: no journal, no fsync; 64 MB of page cache keeps 10M-id inserts fast.
+        # A scratch file: no journal, no fsync; 16 MB of page cache (the OS caches the rest of the file).
         self._con.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16384;"
             "CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID;"
             "CREATE TEMP TABLE w (id TEXT PRIMARY KEY) WITHOUT ROWID;"
         )

@@ -33,9 +33,10 @@ from harvest_defs.harvest.claude.prompts import InvalidPromptsError, PreparedPro
 from harvest_defs.harvest.claude.results import invalid_rows
 from harvest_defs.harvest.claude.stored import StoredRowsReport, wanted_table
 from harvest_defs.harvest.claude.stream import DEFAULT_WINDOW, StreamTotals, prepare_windows
-from harvest_defs.harvest.dedup import MERGE_DISPOSITION, UniqueRows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION, DiskUniqueRows
 from harvest_defs.harvest.ledger import COLLECTED, ENDED
-from harvest_defs.harvest.streaming import reiterable
+from harvest_defs.harvest.memory import release_memory
+from harvest_defs.harvest.streaming import SeenIds, reiterable
 
 TABLE_NAME = "claude_messages"
 
@@ -97,7 +98,6 @@ def claude_message_batches(
     def claude_messages() -> Iterator[pa.Table]:
         from dlt.common import logger
 
-        unique = UniqueRows()
         home = _harvest_home()
         harvester = ClaudeBatchHarvester(
             api_key,
@@ -113,7 +113,11 @@ def claude_message_batches(
         scratch = harvester.raw_dir / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
         totals = StreamTotals(logger.info)
-        with tempfile.TemporaryDirectory(prefix="wanted_", dir=scratch) as spool:
+        with (
+            tempfile.TemporaryDirectory(prefix="wanted_", dir=scratch) as spool,
+            SeenIds(scratch) as yielded,
+        ):
+            unique = DiskUniqueRows(yielded)
             spooled: list[Path] = []
             for prepared in windows(scratch):
                 if strict and prepared.invalid:
@@ -133,6 +137,7 @@ def claude_message_batches(
                 totals.progress()
                 del prepared
             report = totals.report()
+            release_memory()  # the windows are gone: give their pages back before the long wait
             harvester.wait(b for b in report.batch_ids if _needs_poll(harvester, b))
             stored = StoredRowsReport()
             for path in spooled:
@@ -142,6 +147,7 @@ def claude_message_batches(
         # run re-yields these rows from the raw file (free), it never re-buys them.
         for batch_id in report.batch_ids:
             harvester.mark_collected(batch_id)
+        release_memory()  # before dlt's load runs DuckDB, which cannot reuse these freed pages
         if stored.missing:
             logger.warning(
                 f"claude_messages: {len(stored.missing)} request(s) have no result (lost batches: "
