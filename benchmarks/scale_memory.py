@@ -78,10 +78,15 @@ CHILD = textwrap.dedent(
             return list(gen())
         if source == "generator":
             return gen()
-        if source == "parquet":
-            return parquet(gen(), work / "input.parquet")
+        if source == "parquet":  # written by a "prepare:" child first: its memory is not this run's
+            path = work / "input.parquet"
+            return path if path.exists() else parquet(gen(), path)
         raise SystemExit(f"unknown source {source}")
 
+    if case.startswith("prepare:"):
+        case = case.split(":", 1)[1]
+        make(prompts if case.startswith("claude") else texts)
+        raise SystemExit(0)
     src = make(prompts if case.startswith("claude") else texts)
     started = time.perf_counter()
     out = {}
@@ -129,6 +134,9 @@ def run_case(spec: str, src: Path, emulator: Emulator) -> dict[str, Any]:
         script = Path(tmp) / "child.py"
         script.write_text(CHILD)
         env = {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
+        if source == "parquet":
+            args = [sys.executable, str(script), f"prepare:{case}", source, n, tmp, emulator.url]
+            subprocess.run(args, env=env, cwd=tmp, check=True)
         before = emulator.stats()
         proc = subprocess.run(
             [sys.executable, str(script), case, source, n, tmp, emulator.url],
