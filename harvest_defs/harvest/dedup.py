@@ -6,7 +6,7 @@ its collect source from it at load time, and loading must stay cheap (``benchmar
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlt.common.schema.typing import TDeleteInsertStrategyDict
 
@@ -50,6 +50,34 @@ class UniqueRows:
             fresh = custom_id not in seen
             keep.append(fresh)
             seen.add(custom_id)
+        self.dropped += keep.count(False)
+        import pyarrow as pa
+
+        return table.filter(pa.array(keep, type=pa.bool_()))
+
+
+class DiskUniqueRows(UniqueRows):
+    """:class:`UniqueRows` whose memory of yielded ids is a :class:`~harvest_defs.harvest.streaming.SeenIds`
+    file: the same promise for a stream of millions of rows (a Python set of 1M ids is ~100 MB).
+
+    Only repeats inside one table use memory (a set the size of that table).
+    """
+
+    def __init__(self, seen: Any) -> None:
+        super().__init__()
+        self._disk = seen
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        ids = table.column("custom_id").to_pylist()
+        earlier = self._disk.check_and_add(ids)
+        if not earlier and len(set(ids)) == len(ids):
+            return table
+        keep: list[bool] = []
+        local: set[str] = set()
+        for custom_id in ids:
+            fresh = custom_id not in earlier and custom_id not in local
+            keep.append(fresh)
+            local.add(custom_id)
         self.dropped += keep.count(False)
         import pyarrow as pa
 

@@ -60,7 +60,7 @@ class CollectMixin:
             raise BatchLostError(batch_id, reason) from exc
 
     def stored_rows(
-        self, requests: Sequence[PreparedRequest], report: StoredRowsReport
+        self, requests: Sequence[PreparedRequest] | pa.Table, report: StoredRowsReport
     ) -> Iterator[pa.Table]:
         """Rows for ``requests`` rebuilt from raw results on disk (see ``claude/stored.py``)."""
         return stored_rows(self, requests, report)

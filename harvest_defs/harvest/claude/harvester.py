@@ -40,6 +40,7 @@ from harvest_defs.harvest.claude.results import (
     read_manifest,
     write_manifest,
 )
+from harvest_defs.harvest.claude.stream import DEFAULT_WINDOW, StreamTotals, prepare_windows
 from harvest_defs.harvest.hashing import set_hash
 from harvest_defs.harvest.ledger import (
     COLLECTED,
@@ -72,6 +73,8 @@ class SubmitReport:
     new_batch_ids: list[str] = field(default_factory=list)
     # Requests whose batch is lost (404 / results archived): not sent again until rearmed on purpose.
     requests_lost: int = 0
+    # Streaming: prompts whose custom_id an earlier window already used (no row, logged).
+    duplicates_skipped: int = 0
 
 
 def split_requests(
@@ -179,24 +182,50 @@ class ClaudeBatchHarvester(CollectMixin):
         )
         if prepared.invalid:
             self.log(invalid_prompts_message(prepared.invalid))
-        from harvest_defs.harvest.pricing import claude_model_known
-
-        if not claude_model_known(model):
-            self.log(f"model {model!r} is not in the price table: cost estimate 0; the API decides validity")
+        self._warn_unknown_model(model)
         return prepared
 
     def submit(
         self,
-        prompts: Sequence[Mapping[str, Any] | str],
+        prompts: Any,
         model: str,
         max_tokens: int = settings.DEFAULT_MAX_TOKENS,
         system_prompt: str | None = None,
         temperature: float | None = None,
         partition_key: str | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
     ) -> SubmitReport:
-        """Send every request not yet succeeded or in flight; returns at once (no waiting for results)."""
-        prepared = self.prepare(prompts, model, max_tokens, system_prompt, temperature)
-        return self.submit_prepared(prepared, partition_key=partition_key, system_prompt=system_prompt)
+        """Send every request not yet succeeded or in flight; returns at once (no waiting for results).
+
+        ``prompts``: a list, any iterable (a generator), a pyarrow Table/RecordBatchReader, a Polars
+        DataFrame/LazyFrame or a Parquet path, read ``window`` prompts at a time (``claude/stream.py``):
+        memory is bounded by the window, and a re-run after a crash rebuilds the same windows.
+        """
+        self._warn_unknown_model(model)
+        totals = StreamTotals(self.log)
+        for prepared in prepare_windows(
+            prompts,
+            model,
+            max_tokens,
+            system_prompt,
+            temperature,
+            self.max_bytes_per_batch,
+            window=window,
+            scratch_dir=self.raw_dir / "scratch",
+        ):
+            totals.add_prepared(prepared, prepared.rows)
+            totals.add_report(
+                self.submit_prepared(prepared, partition_key=partition_key, system_prompt=system_prompt)
+            )
+            totals.progress()
+        return totals.report()
+
+    def _warn_unknown_model(self, model: str) -> None:
+        from harvest_defs.harvest.pricing import claude_model_known
+
+        if not claude_model_known(model):
+            self.log(f"model {model!r} is not in the price table: cost estimate 0; the API decides validity")
 
     def submit_prepared(
         self,
@@ -205,7 +234,8 @@ class ClaudeBatchHarvester(CollectMixin):
         system_prompt: str | None = None,
     ) -> SubmitReport:
         requests = prepared.requests
-        states = self.ledger.request_states(PROVIDER, (r.request_hash for r in requests))
+        locations = self.ledger.request_locations(PROVIDER, (r.request_hash for r in requests))
+        states = {h: loc[0] for h, loc in locations.items()}
         to_send: list[PreparedRequest] = []
         unique: set[str] = set()
         cached = resumed = lost = 0
@@ -242,8 +272,7 @@ class ClaudeBatchHarvester(CollectMixin):
         from harvest_defs.harvest.pricing import estimate_batch_usd
 
         cost = estimate_batch_usd(prepared.model, in_tokens, out_tokens) if paid else 0.0
-        in_flight = {h for h, state in states.items() if state == SUBMITTED}
-        holding = self.open_batches_for(in_flight)
+        holding = self._holding_batches(locations)
         batch_ids = list(dict.fromkeys([*holding, *resumed_ids, *new_ids]))
         report = SubmitReport(
             batch_ids=batch_ids,
@@ -338,6 +367,20 @@ class ClaudeBatchHarvester(CollectMixin):
             if total == row.request_count and self.ledger.get(batch.id) is None:
                 return batch.id
         return None
+
+    def _holding_batches(self, locations: Mapping[str, tuple[str, str, str]]) -> list[str]:
+        """Uncollected batches holding in-flight requests, from the ledger's request rows.
+
+        Why not :meth:`open_batches_for`: that reads every manifest in the ledger, once per submit; a
+        stream submits once per window, so at 10M prompts it read 200 manifests 200 times.
+        """
+        found: dict[str, None] = {}
+        for state, batch_id, _ in locations.values():
+            if state == SUBMITTED and batch_id and batch_id not in found:
+                row = self.ledger.get(batch_id)
+                if row is not None and row.status not in (COLLECTED, LOST):
+                    found[batch_id] = None
+        return list(found)
 
     def open_batches_for(self, request_hashes: set[str], include_collected: bool = False) -> list[str]:
         """Ledger batches (uncollected, or any) whose manifest holds one of ``request_hashes``."""

@@ -83,6 +83,10 @@ class PreparedPrompts:
     invalid: list[InvalidPrompt] = field(default_factory=list)
     # Prompts without custom_id whose request is identical to an earlier one: same id, one row.
     duplicates_merged: int = 0
+    # Streaming only: prompts whose custom_id an earlier window already used. The first occurrence was
+    # already sent (and owns the id's row), so these get no row; they are logged (see claude/stream.py).
+    duplicates_skipped: list[InvalidPrompt] = field(default_factory=list)
+    rows: int = 0  # prompts read (valid, invalid and merged)
 
 
 def content_hash(params: Mapping[str, Any]) -> str:
@@ -138,12 +142,15 @@ def prepare_prompts(
     system_prompt: str | None,
     temperature: float | None,
     max_bytes_per_batch: int,
+    index_offset: int = 0,
     *,
     output_config: Mapping[str, Any] | None = None,
     cache_system: bool = False,
 ) -> PreparedPrompts:
     """Validate every prompt and build its request; O(n), one JSON serialization per request.
 
+    ``index_offset``: the position of ``prompts[0]`` in the whole input, when ``prompts`` is one window
+    of a stream (see ``claude/stream.py``), so reported prompt numbers are the caller's.
     ``output_config`` (structured outputs) and ``cache_system`` (the system prompt as one text block with
     ``cache_control``, so the shared prefix is read from the prompt cache) are added to the params only
     when given: requests built without them hash exactly as before, so existing caches stay valid.
@@ -153,7 +160,8 @@ def prepare_prompts(
     by_id: dict[str, int] = {}  # custom_id -> index into out.requests
     explicit_ids: dict[str, list[int]] = {}  # user-given custom_id -> prompt indices
     pending_invalid: list[InvalidPrompt] = []
-    for index, prompt in enumerate(prompts):
+    for index, prompt in enumerate(prompts, start=index_offset):
+        out.rows += 1
         if isinstance(prompt, str):
             prompt = {"text": prompt}
         if not isinstance(prompt, Mapping):
@@ -216,7 +224,10 @@ def prepare_prompts(
             continue
         if given_id is not None and len(explicit_ids[custom_id]) > 1:
             continue  # a duplicate id: resolved below, after every prompt has been seen
-        body = orjson.dumps({"custom_id": custom_id, "params": params})
+        # orjson returns its (>= 4 KB) write buffer as the bytes object: kept per request, that was ~4 KB
+        # of a ~250 B body (measured with tracemalloc: 195 MB per 50,000 prompts, most of the old 6 KB per
+        # prompt). An exact-size copy is cheaper than the memory, and no slower here (0.37 vs 0.43 s/100k).
+        body = bytes(memoryview(orjson.dumps({"custom_id": custom_id, "params": params})))
         if len(body) > byte_limit:
             pending_invalid.append(
                 InvalidPrompt(
@@ -234,7 +245,7 @@ def prepare_prompts(
         out.requests = [req for req in out.requests if req.custom_id not in duplicated]
         pending_invalid = [item for item in pending_invalid if item.custom_id not in duplicated]
         for cid, indices in duplicated.items():
-            first = prompts[indices[0]]
+            first = prompts[indices[0] - index_offset]
             text = first.get("text") if isinstance(first, Mapping) else None
             where = ", ".join(f"#{i}" for i in indices)
             pending_invalid.append(

@@ -38,7 +38,10 @@ class StoredRowsReport:
     rows: int = 0
 
 
-def wanted_table(requests: Sequence[PreparedRequest]) -> pa.Table:
+def wanted_table(requests: Sequence[PreparedRequest] | pa.Table) -> pa.Table:
+    """(custom_id, request_hash, prompt) per wanted row; a table passes through (a spooled window)."""
+    if isinstance(requests, pa.Table):
+        return requests
     return pa.table(
         {
             "custom_id": pa.array([r.custom_id for r in requests], pa.string()),
@@ -55,16 +58,16 @@ def _relabel(table: pa.Table, wanted: pa.Table) -> pa.Table:
 
 
 def stored_rows(
-    harvester: CollectMixin, requests: Sequence[PreparedRequest], report: StoredRowsReport
+    harvester: CollectMixin, requests: Sequence[PreparedRequest] | pa.Table, report: StoredRowsReport
 ) -> Iterator[pa.Table]:
     """Arrow tables with one row per request in ``requests`` whose outcome is (or can now be) on disk.
 
     A batch that ended but was never collected is collected here (download, outcomes to the ledger);
     a batch whose results can no longer be read is marked lost. ``report`` says what had no row.
     """
-    if not requests:
-        return
     wanted = wanted_table(requests)
+    if not wanted.num_rows:
+        return
     locations = harvester.ledger.request_locations(PROVIDER, set(wanted.column("request_hash").to_pylist()))
     groups: dict[str, set[str]] = {}
     statuses: dict[str, str] = {}

@@ -84,6 +84,7 @@ def prepare_inputs(
     *,
     truncation: bool = True,
     strict: bool = True,
+    position_offset: int = 0,
 ) -> PreparedInputs:
     """Validate and normalize every input before money is spent.
 
@@ -91,12 +92,13 @@ def prepare_inputs(
     ``text`` and may carry an ``id``. Empty or non-string text and duplicate dict ids raise
     :class:`InvalidInputsError` listing all of them (``strict=False``: they are returned in ``rejected``
     and the valid rest goes on). Over-long texts are truncated (``truncation=True``) or
-    returned in ``too_long`` (the others are still embedded).
+    returned in ``too_long`` (the others are still embedded). ``position_offset``: where ``texts`` starts
+    in the whole input when it is one window of a stream (``voyage/stream.py``).
     """
     prepared = PreparedInputs()
     problems: list[Rejected] = []
     seen: dict[str, str] = {}
-    for position, item in enumerate(texts):
+    for position, item in enumerate(texts, start=position_offset):
         explicit_id: str | None = None
         if isinstance(item, Mapping):
             raw_id = item.get("id")

@@ -21,12 +21,14 @@ import dlt
 import pyarrow as pa
 
 from harvest_defs.harvest.pipeline import vector_column_hint
+from harvest_defs.harvest.streaming import DEFAULT_WINDOW, reiterable
 from harvest_defs.harvest.voyage import cache
 from harvest_defs.harvest.voyage.arrow import embedding_schema, embeddings_table
 from harvest_defs.harvest.voyage.client import resolve_credentials
-from harvest_defs.harvest.voyage.packing import EmbedInput, InvalidInputsError, prepare_inputs
+from harvest_defs.harvest.voyage.packing import EmbedInput, InvalidInputsError, PreparedInputs
 from harvest_defs.harvest.voyage.settings import DEFAULT_MODEL, model_spec
 from harvest_defs.harvest.voyage.store import VectorStore, persisted
+from harvest_defs.harvest.voyage.stream import prepare_windows
 
 TABLE_NAME = "voyage_embeddings"
 logger = logging.getLogger("harvest_defs.harvest.voyage")
@@ -109,6 +111,7 @@ def voyage_embeddings_batch(
     raw_dir: str | Path | None = None,
     poll_interval: float = 60.0,
     strict: bool = False,
+    window: int = DEFAULT_WINDOW,
 ) -> Any:
     """Embed ``texts`` (strings or ``{"text", "id"}`` dicts) into the ``voyage_embeddings`` table.
 
@@ -141,6 +144,7 @@ def voyage_embeddings_batch(
         raw_dir=raw_dir,
         poll_interval=poll_interval,
         strict=strict,
+        window=window,
     )
     return dlt.resource(
         tables,
@@ -171,64 +175,75 @@ def embedding_tables(
     raw_dir: str | Path | None = None,
     poll_interval: float = 60.0,
     strict: bool = False,
+    window: int = DEFAULT_WINDOW,
 ) -> Iterator[pa.Table]:
     """The tables :func:`voyage_embeddings_batch` yields, for callers that wrap them in their own resource.
 
-    Must run inside a dlt pipeline's extract (like the resource) for the destination lookup.
+    Must run inside a dlt pipeline's extract (like the resource) for the destination lookup. ``texts``
+    is read ``window`` at a time (any iterable, Arrow, Polars or Parquet: ``harvest/streaming.py``), so
+    memory is bounded by the window; progress is logged per window.
     """
     spec = model_spec(model)
     dim = spec.dimension(output_dimension)
     if mode not in ("auto", "realtime", "batch"):
         raise ValueError(f"mode must be auto, realtime or batch, got {mode!r}")
-    prepared = prepare_inputs(list(texts), spec, truncation=truncation, strict=strict)
-    if prepared.rejected:
-        logger.error("%s; the valid rest is embedded", InvalidInputsError(prepared.rejected))
-    if prepared.too_long:
-        logger.error(
-            "%d text(s) longer than %s's context (%d tokens) were not embedded (truncation=False): %s",
-            len(prepared.too_long),
-            model,
-            spec.context_tokens,
-            "; ".join(f"{r.embedding_id}: {r.reason}" for r in prepared.too_long[:20]),
-        )
-    todo = prepared.inputs
     store = VectorStore(raw_dir or _default_state_dir() / "raw")
-    if skip_existing:
-        todo, reused = reuse_cached(todo, model, input_type, dim, store)
-        if reused is not None:
-            yield reused
-    if not todo:
-        return
-    use_batch = mode == "batch" or (mode == "auto" and len(todo) >= batch_threshold)
-    if use_batch:
-        yield from _batch_mode(
-            todo,
-            model,
-            input_type,
-            output_dimension,
-            truncation,
-            api_key,
-            base_url,
-            ledger_path,
-            raw_dir,
-            poll_interval,
-        )
-    else:
-        from harvest_defs.harvest.voyage.realtime import RealtimeEmbedder
+    scratch = store.root.parent / "scratch"
+    if strict and reiterable(texts):  # everything is checked before the first request
+        for _ in prepare_windows(texts, spec, truncation=truncation, strict=True, window=window):
+            pass
+    embedder = None
+    batch: _BatchWindows | None = None
+    started = time.monotonic()
+    read = embedded = reused_rows = 0
+    for prepared in prepare_windows(
+        texts, spec, truncation=truncation, strict=strict, window=window, scratch_dir=scratch
+    ):
+        read += len(prepared.inputs) + len(prepared.rejected) + len(prepared.too_long)
+        _log_rejected(prepared, model, spec.context_tokens)
+        todo = prepared.inputs
+        if skip_existing:
+            todo, reused = reuse_cached(todo, model, input_type, dim, store)
+            if reused is not None:
+                reused_rows += reused.num_rows
+                yield reused
+        del prepared
+        if not todo:
+            continue
+        # ``auto`` decides per window (a stream's length is unknown up front): a window with at least
+        # ``batch_threshold`` texts still to embed goes to the Batch API, submitted now, collected below.
+        if mode == "batch" or (mode == "auto" and len(todo) >= batch_threshold):
+            if batch is None:
+                batch = _BatchWindows(
+                    model, input_type, output_dimension, truncation, api_key, base_url, ledger_path, raw_dir
+                )
+            batch.submit(todo)
+            continue
+        if embedder is None:
+            from harvest_defs.harvest.voyage.realtime import RealtimeEmbedder
 
-        embedder = RealtimeEmbedder(
-            resolve_credentials(api_key, base_url),
-            model,
-            input_type=input_type,
-            output_dimension=output_dimension,
-            truncation=truncation,
-            rpm=rpm,
-            tpm=tpm,
-            max_concurrency=max_concurrency,
-            batch_size=batch_size,
-        )
-        started = time.monotonic()
+            embedder = RealtimeEmbedder(
+                resolve_credentials(api_key, base_url),
+                model,
+                input_type=input_type,
+                output_dimension=output_dimension,
+                truncation=truncation,
+                rpm=rpm,
+                tpm=tpm,
+                max_concurrency=max_concurrency,
+                batch_size=batch_size,
+            )
+        embedded += len(todo)
         yield from persisted(embedder.embed(todo), store)
+        logger.info(
+            "voyage %s: %d texts read, %d sent real-time, %d reused from the cache; %.1f s",
+            model,
+            read,
+            embedded,
+            reused_rows,
+            time.monotonic() - started,
+        )
+    if embedder is not None:
         r = embedder.report
         logger.info(
             "voyage %s: %d texts embedded in %d requests (%d tokens, %d 429s absorbed, %d failed) in %.1f s",
@@ -240,41 +255,70 @@ def embedding_tables(
             len(r.failures),
             time.monotonic() - started,
         )
+    if batch is not None:
+        yield from batch.collect(poll_interval)
 
 
-def _batch_mode(
-    todo: Sequence[EmbedInput],
-    model: str,
-    input_type: str | None,
-    output_dimension: int | None,
-    truncation: bool,
-    api_key: str | None,
-    base_url: str | None,
-    ledger_path: str | Path | None,
-    raw_dir: str | Path | None,
-    poll_interval: float,
-) -> Iterator[pa.Table]:
-    """Submit (or resume), wait, collect: blocking, for scripts. Restarts resume from the ledger."""
-    from harvest_defs.harvest.voyage.batch import PROVIDER, VoyageBatchHarvester
+def _log_rejected(prepared: PreparedInputs, model: str, context_tokens: int) -> None:
+    if prepared.rejected:
+        logger.error("%s; the valid rest is embedded", InvalidInputsError(prepared.rejected))
+    if prepared.too_long:
+        logger.error(
+            "%d text(s) longer than %s's context (%d tokens) were not embedded (truncation=False): %s",
+            len(prepared.too_long),
+            model,
+            context_tokens,
+            "; ".join(f"{r.embedding_id}: {r.reason}" for r in prepared.too_long[:20]),
+        )
 
-    state = _default_state_dir()
-    harvester = VoyageBatchHarvester(
-        api_key,
-        base_url,
-        model,
-        output_dimension=output_dimension,
-        input_type=input_type,
-        ledger_path=ledger_path or state / "ledger.sqlite",
-        raw_dir=raw_dir or state / "raw",
-        poll_interval=poll_interval,
-        truncation=truncation,
-    )
-    # Batches collected by an earlier run whose load may not have happened: collect them again (the raw
-    # file is reused, merge on embedding_id makes the replay harmless), and mark them collected only when
-    # this run's texts are no longer missing from the destination (checked next time via the cache).
-    report = harvester.submit([{"id": i.embedding_id, "text": i.text} for i in todo])
-    ended = [b.batch_id for b in harvester.ledger.ended_uncollected(PROVIDER) if b.batch_id]
-    batch_ids = list(dict.fromkeys([*report.batch_ids, *ended]))
-    harvester.wait(batch_ids)
-    for batch_id in batch_ids:
-        yield from harvester.collect(batch_id)
+
+class _BatchWindows:
+    """Batch mode over a stream: every window is submitted as it is read, then all are waited for once.
+
+    Why not submit-wait-collect per window: a Voyage batch can take hours, and windows must not wait in
+    series. Restarts resume from the ledger (the windows, hence the request sets, are the same).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        input_type: str | None,
+        output_dimension: int | None,
+        truncation: bool,
+        api_key: str | None,
+        base_url: str | None,
+        ledger_path: str | Path | None,
+        raw_dir: str | Path | None,
+    ) -> None:
+        from harvest_defs.harvest.voyage.batch import VoyageBatchHarvester
+
+        state = _default_state_dir()
+        self.harvester = VoyageBatchHarvester(
+            api_key,
+            base_url,
+            model,
+            output_dimension=output_dimension,
+            input_type=input_type,
+            ledger_path=ledger_path or state / "ledger.sqlite",
+            raw_dir=raw_dir or state / "raw",
+            truncation=truncation,
+        )
+        self.batch_ids: dict[str, None] = {}
+
+    def submit(self, todo: Sequence[EmbedInput]) -> None:
+        report = self.harvester.submit([{"id": i.embedding_id, "text": i.text} for i in todo])
+        self.batch_ids.update(dict.fromkeys(report.batch_ids))
+
+    def collect(self, poll_interval: float) -> Iterator[pa.Table]:
+        """Wait for every batch, then collect. Batches collected by an earlier run whose load may not
+        have happened are collected again (the raw file is reused; merge on embedding_id makes the
+        replay harmless)."""
+        from harvest_defs.harvest.voyage.batch import PROVIDER
+
+        harvester = self.harvester
+        ended = [b.batch_id for b in harvester.ledger.ended_uncollected(PROVIDER) if b.batch_id]
+        batch_ids = list(dict.fromkeys([*self.batch_ids, *ended]))
+        harvester.poll_interval = poll_interval
+        harvester.wait(batch_ids)
+        for batch_id in batch_ids:
+            yield from harvester.collect(batch_id)

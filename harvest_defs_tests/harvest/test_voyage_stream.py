@@ -1,0 +1,78 @@
+"""Voyage over a stream: a generator / Polars / Parquet source embeds exactly what the list does.
+
+Real voyageai SDK over HTTP to the session's emulator, real dlt pipelines into DuckDB; small windows so
+the inputs span several, with an explicit id reused across windows and plain strings repeated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harvest_defs.emulator import EmulatorServer
+from harvest_defs.harvest.pipeline import create_duckdb_pipeline
+from harvest_defs.harvest.voyage import voyage_embeddings_batch
+from harvest_defs_tests.conftest import TEST_VOYAGE_KEY
+
+
+def _texts(n: int) -> list[Any]:
+    out: list[Any] = []
+    for i in range(n):
+        if i % 9 == 4:
+            out.append({"text": f"a repeated plain text {i // 9 % 2}"})  # no id: same text, same id
+        elif i % 13 == 6:
+            out.append({"id": "dup", "text": f"dup text {i}"})  # reused in windows 0, 1, 3: first wins
+        else:
+            out.append({"id": f"t_{i}", "text": f"text number {i} about ducks"})
+    return out
+
+
+def _run(emulator: EmulatorServer, work: Path, source: Any) -> dict[str, Any]:
+    before = emulator.stats()
+    pipeline = create_duckdb_pipeline(
+        "vs", "vec", destination_path=str(work / "w.duckdb"), pipelines_dir=str(work / "pipes")
+    )
+    pipeline.run(
+        voyage_embeddings_batch(
+            source,
+            api_key=TEST_VOYAGE_KEY,
+            base_url=emulator.voyage_base_url,
+            mode="realtime",
+            output_dimension=256,
+            raw_dir=work / "raw",
+            window=8,
+        )
+    )
+    with duckdb.connect(str(work / "w.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT embedding_id, text, text_hash FROM vec.voyage_embeddings ORDER BY embedding_id"
+        ).fetchall()
+    return {"texts_sent": emulator.stats()["voyage_texts"] - before.get("voyage_texts", 0), "rows": rows}
+
+
+def test_generator_polars_and_parquet_embed_what_the_list_embeds(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    texts = _texts(40)
+    parquet = tmp_path / "texts.parquet"
+    pq.write_table(pa.Table.from_pylist(texts), parquet, row_group_size=5)
+    sources = {
+        "list": texts,
+        "generator": (t for t in texts),
+        "polars": pl.DataFrame(texts),
+        "parquet": parquet,
+    }
+    results = {name: _run(emulator, tmp_path / name, source) for name, source in sources.items()}
+    for name, result in results.items():
+        assert result == results["list"], name
+    rows = results["list"]["rows"]
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) and "dup" in ids
+    assert [r[1] for r in rows if r[0] == "dup"] == ["dup text 6"]  # the first occurrence won
+    # 40 inputs: 4 occurrences (#4, #13, #22, #31) of 2 plain texts, 3 "dup"s -> 33 t_ + 2 plain + 1 dup
+    assert len(rows) == results["list"]["texts_sent"] == 36
