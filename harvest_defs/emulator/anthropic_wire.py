@@ -49,22 +49,10 @@ def message_body(
     output_tokens: int,
     service_tier: str,
 ) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "service_tier": service_tier,
-        },
-    }
+    """A text-only Message with no cache activity (the plain path)."""
+    usage = {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    content = [{"type": "text", "text": text}]
+    return full_message(message_id, model, content, stop_reason, None, usage, output_tokens, service_tier)
 
 
 def full_message(

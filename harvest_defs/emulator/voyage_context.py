@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from harvest_defs.emulator.content import CHARS_PER_TOKEN, count_tokens, embed_text
-from harvest_defs.emulator.voyage_embed import EmbedParams, VoyageRequestError, encode, quantize
+from harvest_defs.emulator.voyage_embed import (
+    EmbedParams,
+    VoyageRequestError,
+    encode,
+    output_dimension,
+    quantize,
+)
 from harvest_defs.emulator.voyage_models import ALL_DTYPES as CONTEXT_DTYPES
 from harvest_defs.emulator.voyage_models import FLEXIBLE_DIMS, INPUT_TYPES, ModelSpec
 
@@ -53,14 +59,7 @@ def parse_context_params(body: dict[str, Any]) -> EmbedParams:
             f"Value '{input_type}' supplied for argument 'input_type' is not valid. "
             "Accepted values are None, 'query' and 'document'."
         )
-    dim = body.get("output_dimension")
-    dim = model.default_dim if dim is None else dim
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in model.dims:
-        allowed = ", ".join(str(d) for d in model.dims)
-        raise VoyageRequestError(
-            f"Value '{dim}' supplied for argument 'output_dimension' is not valid for model "
-            f"'{model.name}'. Accepted values are: {allowed}."
-        )
+    dim = output_dimension(body, model)
     dtype = body.get("output_dtype") or "float"
     if dtype not in model.dtypes:
         raise VoyageRequestError(f"Value '{dtype}' supplied for argument 'output_dtype' is not valid.")

@@ -33,6 +33,19 @@ class EmbedParams:
     base64: bool
 
 
+def output_dimension(body: dict[str, Any], model: ModelSpec) -> int:
+    """The request's ``output_dimension`` (the model's default when absent), or the documented 400."""
+    dim = body.get("output_dimension")
+    dim = model.default_dim if dim is None else dim
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in model.dims:
+        allowed = ", ".join(str(d) for d in model.dims)
+        raise VoyageRequestError(
+            f"Value '{dim}' supplied for argument 'output_dimension' is not valid for model "
+            f"'{model.name}'. Accepted values are: {allowed}."
+        )
+    return dim
+
+
 def parse_params(body: dict[str, Any]) -> EmbedParams:
     """The request's model options, checked against the model table (raises VoyageRequestError)."""
     model_name = body.get("model")
@@ -52,15 +65,7 @@ def parse_params(body: dict[str, Any]) -> EmbedParams:
         truncation = True
     if not isinstance(truncation, bool):
         raise VoyageRequestError("Argument 'truncation' must be a boolean.")
-    dim = body.get("output_dimension")
-    if dim is None:
-        dim = model.default_dim
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in model.dims:
-        allowed = ", ".join(str(d) for d in model.dims)
-        raise VoyageRequestError(
-            f"Value '{dim}' supplied for argument 'output_dimension' is not valid for model "
-            f"'{model.name}'. Accepted values are: {allowed}."
-        )
+    dim = output_dimension(body, model)
     dtype = body.get("output_dtype") or "float"
     if dtype not in model.dtypes:
         allowed = ", ".join(sorted(model.dtypes))
