@@ -17,8 +17,10 @@ import numpy as np
 
 # The emulator's "tokenizer": one token per 4 characters (rounded up), at least one for non-empty text.
 # Anthropic and Voyage both document roughly 3.5–5 characters per English token; 4 is the middle. The
-# same rule is used for billing (usage) and for limits, so they always agree.
-CHARS_PER_TOKEN = 4
+# same rule is used for billing (usage) and for limits, so they always agree; it lives in the library
+# (harvest_defs.harvest.tokens) so the pre-send estimate is the same function.
+from harvest_defs.harvest.tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN
+from harvest_defs.harvest.tokens import count_tokens as count_tokens
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -64,13 +66,6 @@ _STOPWORDS = frozenset(
         "can",
     ]
 )
-
-
-def count_tokens(text: str) -> int:
-    """Token count billed and limited by the emulator (see CHARS_PER_TOKEN)."""
-    if not text:
-        return 0
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
 def words(text: str) -> list[str]:

@@ -1,8 +1,10 @@
 """Cost estimates from a price table shipped as data (``prices.toml``), so a price change is a data edit.
 
-Estimates, not invoices: they multiply billed token counts by list prices and the documented batch
-discounts, and ignore prompt-cache writes/reads. Unknown models estimate to 0.0 rather than failing a
-run: a missing price must never cost a harvest, and the metadata still shows the token counts.
+Estimates, not invoices: they multiply token counts by list prices and the documented batch discounts.
+:func:`billed_batch_usd` prices a result's whole usage (prompt-cache writes at 1.25x and reads at 0.1x
+of the input price); the pre-send estimates price input as counted and output at max_tokens.
+Unknown models estimate to 0.0 rather than failing a run: a missing price must never cost a harvest,
+and the metadata still shows the token counts.
 """
 
 from __future__ import annotations
@@ -98,3 +100,29 @@ def estimate_cache_saving_usd(model: str, cache_read_tokens: int, cache_write_to
     per_token = prices[0] / 1_000_000 * (1.0 - discount)
     saved = cache_read_tokens * (1.0 - CACHE_READ_MULTIPLIER) * per_token
     return saved - cache_write_tokens * (CACHE_WRITE_MULTIPLIER - 1.0) * per_token
+
+
+def billed_batch_usd(
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_write_tokens: int = 0,
+    cache_read_tokens: int = 0,
+) -> float:
+    """What results' ``usage`` cost at Message Batches prices, prompt-cache tokens priced.
+
+    ``input_tokens`` is the API's uncached input (it excludes cache reads and writes, as ``usage``
+    reports it); cache writes cost 1.25x and reads 0.1x of the input price; all at the batch discount.
+    """
+    prices = claude_prices(model)
+    if prices is None:
+        return 0.0
+    discount = float(price_table().get("discounts", {}).get("claude_batch", 0.5))
+    per_input = prices[0] / 1_000_000
+    cost = (
+        input_tokens * per_input
+        + cache_write_tokens * per_input * CACHE_WRITE_MULTIPLIER
+        + cache_read_tokens * per_input * CACHE_READ_MULTIPLIER
+        + output_tokens * prices[1] / 1_000_000
+    )
+    return cost * (1.0 - discount)

@@ -71,7 +71,7 @@ def test_chain_end_to_end_then_rerun_costs_nothing(
     [collected] = run_requests(chain_defs, instance, tick.run_requests)
     summaries = _metadata(collected, "claude_summaries")
     assert summaries["requests_succeeded"] == 2 and summaries["requests_failed"] == 0
-    assert summaries["input_tokens"] > 0 and summaries["est_usd"] > 0
+    assert summaries["input_tokens"] > 0 and summaries["billed_usd"] > 0
     embeddings = _metadata(collected, "summary_embeddings")
     assert embeddings["embeddings_written"] == 2
     checks = {c.check_name: c.passed for c in collected.get_asset_check_evaluations()}

@@ -14,115 +14,43 @@ import dagster as dg
 import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
-from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
+from harvest_defs.defs.assets.claude_submit import CLAUDE_PROVIDER, SUBMIT_KEY, build_submit_asset
+from harvest_defs.defs.assets.documents import read_snapshot
 from harvest_defs.defs.batches import poll_batches
 from harvest_defs.defs.claude_rows import (
     CLAUDE_HINTS,
     DELETED,
     ClaudeReconcile,
-    build_prompts,
     reconcile_tables,
 )
+from harvest_defs.defs.column_schema import CLAUDE_COLUMNS, column_schema_metadata, ours_first
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
     run_dlt_locked,
 )
-from harvest_defs.defs.errors import describe_api_error
 from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
+from harvest_defs.defs.partition_figures import claude_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
+from harvest_defs.defs.warehouse import CLAUDE_TABLE
 
-CLAUDE_PROVIDER = "claude"
-SUBMIT_KEY = dg.AssetKey("claude_summary_batches")
 SUMMARIES_KEY = dg.AssetKey("claude_summaries")
+BILLED_NOTE = (
+    "billed_usd and the token counts are the partition's current claude_messages rows (cumulative, from "
+    "DuckDB): their usage at batch prices, cache writes at 1.25x and reads at 0.1x input. The upper bound "
+    "made before sending is est_max_usd on claude_summary_batches."
+)
+
+__all__ = [
+    "CLAUDE_PROVIDER",
+    "SUBMIT_KEY",
+    "SUMMARIES_KEY",
+    "build_collect_assets",
+    "build_submit_asset",
+    "claude_collect_source",
+    "close_submissions",
+]
 CLAUDE_PIPELINE = "harvest_claude"
-
-
-def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=SUBMIT_KEY.path[-1],
-        deps=[DOCUMENTS_KEY],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="harvest",
-        kinds={"anthropic"},
-        description="Submits a Message Batch per partition (only uncached requests) and returns at once.",
-    )
-    def claude_summary_batches(
-        context: dg.AssetExecutionContext, store: HarvestStoreResource, anthropic: AnthropicResource
-    ) -> dg.MaterializeResult:
-        """One batch (or more, past the API limits) per partition, so each partition is collected alone.
-
-        A backfill over a range is a single run (single-run policy): submitting only waits for the create
-        calls, and the ledger records each batch under its partition for the sensor.
-        """
-        started = time.monotonic()
-        harvester = anthropic.harvester(store)
-        totals = {"sent": 0, "cached": 0, "resumed": 0, "invalid": 0, "lost": 0}
-        est_usd = 0.0
-        batches: dict[str, list[str]] = {}
-        failed: dict[str, str] = {}
-        for partition in context.partition_keys:
-            # One partition's failure (an API error, a missing snapshot) never stops the others of a
-            # backfill: each is submitted on its own, and the run fails at the end naming the failed ones.
-            try:
-                prompts, truncated = build_prompts(read_snapshot(store, partition), anthropic)
-                report = harvester.submit(
-                    prompts,
-                    model=anthropic.model,
-                    max_tokens=anthropic.max_tokens,
-                    system_prompt=anthropic.system_prompt,
-                    temperature=anthropic.temperature,
-                    partition_key=partition,
-                )
-            except Exception as exc:
-                failed[partition] = describe_api_error(exc, anthropic.resolved_base_url())
-                context.log.error(f"partition {partition!r}: submit failed: {failed[partition]}")
-                continue
-            # The sensor collects the partition once every batch it needs has ended (none: at once).
-            harvester.ledger.record_submission(CLAUDE_PROVIDER, partition, report.batch_ids)
-            batches[partition] = list(report.batch_ids)
-            invalid = len(report.invalid)
-            totals["sent"] += report.requests_sent
-            totals["cached"] += report.requests_cached
-            totals["resumed"] += report.requests_resumed
-            totals["invalid"] += invalid
-            totals["lost"] += report.requests_lost
-            est_usd += float(report.estimated_cost_usd or 0.0)
-            if truncated:
-                context.log.warning(
-                    f"partition {partition!r}: {len(truncated)} document(s) truncated to fit "
-                    f"{anthropic.model}'s context window: {sorted(truncated)[:10]}"
-                )
-            context.log.info(
-                f"partition {partition!r}: {report.requests_sent} requests sent in "
-                f"{len(report.new_batch_ids)} new batch(es), {report.requests_cached} cached, "
-                f"{report.requests_resumed} resumed, {invalid} invalid"
-            )
-        if failed:
-            raise dg.Failure(
-                f"submit failed for {len(failed)} partition(s); the others were submitted",
-                metadata={"failed_partitions": dg.MetadataValue.json(failed)},
-            )
-        batch_ids = [b for ids in batches.values() for b in ids]
-        return dg.MaterializeResult(
-            metadata=as_metadata(
-                {
-                    "batch_ids": dg.MetadataValue.json(batch_ids),
-                    "batches_per_partition": dg.MetadataValue.json(batches),
-                    "requests_sent": totals["sent"],
-                    "requests_cached": totals["cached"],
-                    "requests_resumed": totals["resumed"],
-                    "requests_invalid": totals["invalid"],
-                    "requests_lost": totals["lost"] or None,
-                    "est_usd": usd(est_usd),
-                    "model": anthropic.model,
-                    "duration_s": round(time.monotonic() - started, 3),
-                }
-            )
-        )
-
-    return claude_summary_batches
 
 
 class _Tally:
@@ -240,32 +168,46 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
         collected = close_submissions(harvester, partition, outcome, context.log.info)
         _log_outcome(context, partition, outcome)
-        from harvest_defs.harvest.pricing import estimate_batch_usd
-
-        extra = as_metadata(
+        figures = claude_figures(store, partition)
+        if not (outcome.written or outcome.invalid or outcome.deleted or collected):
+            # Nothing ended since the last collect (e.g. *Materialize all* ran this step right after the
+            # submit): the figures below are the partition's standing totals, not a $0 run.
+            context.log.info(
+                f"partition {partition!r}: nothing new to collect ({outcome.in_flight} request(s) still in "
+                "flight); claude_batch_sensor collects when the batch ends. Metadata shows the "
+                "partition's current totals."
+            )
+        ours = as_metadata(
             {
-                "documents": outcome.documents,
+                # The partition as it stands in the warehouse (cumulative: true whichever run wrote it).
+                "billed_usd": usd(figures.billed_usd),
+                "rows": figures.rows,
+                "requests_succeeded": figures.succeeded,
+                "requests_failed": figures.failed,
+                "input_tokens": figures.input_tokens,
+                "output_tokens": figures.output_tokens,
+                "cache_write_tokens": figures.cache_write_tokens,
+                "cache_read_tokens": figures.cache_read_tokens,
+                "cost_note": dg.MetadataValue.text(BILLED_NOTE),
+                # This run.
+                "collected_batch_ids": dg.MetadataValue.json(collected),
                 "rows_written": outcome.written + outcome.invalid,
                 "rows_unchanged": outcome.unchanged,
                 "rows_deleted": len(outcome.deleted),
                 "requests_in_flight": outcome.in_flight,
+                "documents": outcome.documents,
                 "never_submitted": len(outcome.never_submitted) or None,
                 "truncated_documents": dg.MetadataValue.json(outcome.truncated)
                 if outcome.truncated
                 else None,
                 "lost_batches": dg.MetadataValue.json(outcome.lost_batches) if outcome.lost_batches else None,
-                "batch_ids": dg.MetadataValue.json(collected),
-                "requests_succeeded": tally.succeeded,
-                "requests_failed": tally.rows - tally.succeeded,
-                "input_tokens": tally.input_tokens,
-                "output_tokens": tally.output_tokens,
-                "est_usd": usd(estimate_batch_usd(anthropic.model, tally.input_tokens, tally.output_tokens)),
                 "first_failures": dg.MetadataValue.md(failures_markdown(tally.failures)),
                 "duration_s": round(time.monotonic() - started, 3),
+                **column_schema_metadata(store, CLAUDE_TABLE, CLAUDE_COLUMNS),
             }
         )
         for result in results:
-            yield result._replace(metadata={**(result.metadata or {}), **extra})
+            yield result._replace(metadata=ours_first(ours, result.metadata))
 
     return claude_summaries
 

@@ -16,6 +16,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
 from harvest_defs.defs.assets.documents import read_snapshot
+from harvest_defs.defs.column_schema import VOYAGE_COLUMNS, column_schema_metadata, ours_first
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
     definition_pipeline,
@@ -157,7 +158,7 @@ def build_embeddings_assets(
             mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
-        extra = as_metadata(
+        ours = as_metadata(
             {
                 "texts_in_partition": len(texts),
                 "embeddings_written": tally.rows,
@@ -171,9 +172,10 @@ def build_embeddings_assets(
                 "model": voyage.model,
                 "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")),
                 "duration_s": round(time.monotonic() - started, 3),
+                **column_schema_metadata(store, VOYAGE_TABLE, VOYAGE_COLUMNS),
             }
         )
         for result in results:
-            yield result._replace(metadata={**(result.metadata or {}), **extra})
+            yield result._replace(metadata=ours_first(ours, result.metadata))
 
     return summary_embeddings

@@ -16,7 +16,6 @@ so each finds its own ledger row instead of creating a second batch.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ class SubmitReport:
     requests_cached: int
     requests_resumed: int
     invalid: list[InvalidPrompt]
+    # Upper bound at batch prices: input tokens as billed, output at every request's full max_tokens.
     estimated_cost_usd: float
     duplicates_merged: int = 0
     new_batch_ids: list[str] = field(default_factory=list)
@@ -75,6 +75,10 @@ class SubmitReport:
     requests_lost: int = 0
     # Streaming: prompts whose custom_id an earlier window already used (no row, logged).
     duplicates_skipped: int = 0
+    # The estimate's parts for the requests sent now: input tokens (as the API counts them, before any
+    # prompt-cache split) and the output upper bound (sum of max_tokens).
+    estimated_input_tokens: int = 0
+    max_output_tokens: int = 0
 
 
 def split_requests(
@@ -97,19 +101,24 @@ def split_requests(
 
 
 def estimate_tokens(requests: Iterable[PreparedRequest], system_chars: int = 0) -> tuple[int, int]:
-    """(input, output) token estimate: ~4 chars per token of text + system; output bounded by max_tokens.
+    """(input, max output) tokens: input as the API counts it, output bounded by each max_tokens.
 
-    The output side is the upper bound (every request uses its whole max_tokens), so the cost estimate
-    is what a run can cost at most, not what it will.
+    Input uses :func:`harvest_defs.harvest.tokens.count_input_tokens` on the very body sent (system,
+    messages), the rule the emulator bills with, so offline the input side is exact. The output side is
+    the upper bound (every request uses its whole ``max_tokens``): the cost estimate is what a run can
+    cost at most, not what it will. ``system_chars`` is unused (the system prompt is in each body); kept
+    for callers of the old signature.
     """
-    chars = 0
+    import orjson
+
+    from harvest_defs.harvest.tokens import count_input_tokens
+
+    tokens = 0
     out = 0
-    count = 0
     for request in requests:
-        chars += len(request.text)
+        tokens += count_input_tokens(orjson.loads(request.body)["params"])
         out += request.max_tokens
-        count += 1
-    return math.ceil((chars + system_chars * count) / settings.CHARS_PER_TOKEN), out
+    return tokens, out
 
 
 class ClaudeBatchHarvester(CollectMixin):
@@ -268,7 +277,7 @@ class ClaudeBatchHarvester(CollectMixin):
                 resumed_ids.append(batch_id)
                 resumed += len(chunk)
         sent = len(paid)
-        in_tokens, out_tokens = estimate_tokens(paid, len(system_prompt or ""))
+        in_tokens, out_tokens = estimate_tokens(paid)
         from harvest_defs.harvest.pricing import estimate_batch_usd
 
         cost = estimate_batch_usd(prepared.model, in_tokens, out_tokens) if paid else 0.0
@@ -284,6 +293,8 @@ class ClaudeBatchHarvester(CollectMixin):
             duplicates_merged=prepared.duplicates_merged,
             new_batch_ids=new_ids,
             requests_lost=lost,
+            estimated_input_tokens=in_tokens,
+            max_output_tokens=out_tokens,
         )
         self.log(
             f"claude submit: {sent} requests sent in {len(new_ids)} new batch(es), {cached} cached, "

@@ -123,6 +123,8 @@ class StreamTotals:
     merged: int = 0
     skipped: int = 0
     cost: float = 0.0
+    input_tokens: int = 0
+    max_output_tokens: int = 0
     batch_ids: dict[str, None] = field(default_factory=dict)
     new_batch_ids: list[str] = field(default_factory=list)
     invalid: list[InvalidPrompt] = field(default_factory=list)
@@ -146,6 +148,8 @@ class StreamTotals:
         self.resumed += report.requests_resumed
         self.lost += report.requests_lost
         self.cost += report.estimated_cost_usd
+        self.input_tokens += report.estimated_input_tokens
+        self.max_output_tokens += report.max_output_tokens
         self.batch_ids.update(dict.fromkeys(report.batch_ids))
         self.new_batch_ids.extend(report.new_batch_ids)
 
@@ -171,4 +175,6 @@ class StreamTotals:
             new_batch_ids=self.new_batch_ids,
             requests_lost=self.lost,
             duplicates_skipped=self.skipped,
+            estimated_input_tokens=self.input_tokens,
+            max_output_tokens=self.max_output_tokens,
         )
