@@ -18,7 +18,7 @@ import dagster as dg
 
 from harvest_defs.defs.assets.answers import RAG_ANSWERS_BATCHES, RAG_ANSWERS_KEY
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
-from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
+from harvest_defs.defs.assets.rag import PARTITIONS_TAG, RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
 from harvest_defs.defs.batches import has_open_batches, poll_batches, poll_ended_batches
 from harvest_defs.defs.corpus_sensor import build_corpus_sensor
@@ -180,19 +180,66 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=interval_seconds,
         asset_selection=[RAG_INDEX_KEY],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Rebuilds the RAG index (incrementally) after new summary embeddings land.",
+        description=(
+            "Updates the RAG index once per tick, covering every summary_embeddings partition that landed "
+            "since the last index run (waits while embedding runs are still going)."
+        ),
     )
     def rag_index_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        records = context.instance.fetch_materializations(EMBEDDINGS_KEY, limit=1, ascending=False).records
-        if not records:
-            return dg.SkipReason("summary_embeddings has never been materialized")
-        latest = records[0].storage_id
-        index = context.instance.fetch_materializations(RAG_INDEX_KEY, limit=1, ascending=False).records
-        if (context.cursor and int(context.cursor) >= latest) or (index and index[0].storage_id > latest):
-            return dg.SkipReason("index is up to date with the latest embeddings")
-        return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"rag-index-{latest}", asset_selection=[RAG_INDEX_KEY])],
-            cursor=str(latest),
-        )
+        return rag_index_request(context)
 
     return [build_corpus_sensor(interval_seconds), claude_batch_sensor, voyage_batch_sensor, rag_index_sensor]
+
+
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _embedding_runs_active(instance: dg.DagsterInstance) -> int:
+    """Runs queued or running that will write summary_embeddings (one index run should follow them all)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE), limit=200)
+    return sum(1 for run in runs if run.asset_selection and EMBEDDINGS_KEY in run.asset_selection)
+
+
+def rag_index_request(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """ONE rag_index run for every summary_embeddings partition landed since the cursor (a storage id).
+
+    The run's ``harvest/partitions`` tag names them, so the index's materialization says what it covered.
+    While embedding runs are still queued or running the tick waits: the three partitions of a backfill
+    then make one index run, not three (the last of which used to read "rows_added 0").
+    """
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EMBEDDINGS_KEY, after_storage_id=after), limit=1000
+    ).records
+    if not records:
+        if after is None:
+            return dg.SkipReason("summary_embeddings has never been materialized")
+        return dg.SkipReason("index is up to date with the latest embeddings")
+    latest = max(r.storage_id for r in records)
+    index = context.instance.fetch_materializations(RAG_INDEX_KEY, limit=1, ascending=False).records
+    if index and index[0].storage_id > latest:
+        return dg.SensorResult(
+            skip_reason="the index was rebuilt after the latest embeddings", cursor=str(latest)
+        )
+    active = _embedding_runs_active(context.instance)
+    partitions = sorted({str(r.partition_key) for r in records if r.partition_key is not None})
+    if active:
+        return dg.SkipReason(
+            f"{len(partitions)} partition(s) embedded since the last index run ({', '.join(partitions)}); "
+            f"waiting for {active} summary_embeddings run(s) to finish so one index run covers them all"
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"rag-index-{latest}",
+                asset_selection=[RAG_INDEX_KEY],
+                tags={PARTITIONS_TAG: ",".join(partitions)[:4000]},
+            )
+        ],
+        cursor=str(latest),
+    )

@@ -15,6 +15,8 @@ from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, Voyag
 from harvest_defs.defs.warehouse import VOYAGE_TABLE, query_arrow
 
 RAG_INDEX_KEY = dg.AssetKey("rag_index")
+# Set by rag_index_sensor: the summary_embeddings partitions that landed since the last index run.
+PARTITIONS_TAG = "harvest/partitions"
 
 # One row per embedded summary: the id is the document id (= Claude custom_id = Voyage embedding_id).
 INDEX_ROWS_SQL = f"""
@@ -80,10 +82,20 @@ def rag_index(
     with store.duckdb_lock(store.rag_path, exclusive=True):
         stats = build_index(rows, store.rag_path, prune=True)
     context.log.info(f"index {store.rag_path.name}: {stats.as_dict()}")
+    covered = context.run.tags.get(PARTITIONS_TAG)
+    changed = stats.rows_added + stats.rows_replaced + stats.rows_removed
     return dg.MaterializeResult(
         metadata=as_metadata(
             {
+                # What the index holds now first: an update that changed nothing is still a full index.
+                "rows_indexed": stats.total_rows,
                 "dagster/row_count": stats.total_rows,
+                "partitions_covered": dg.MetadataValue.json(covered.split(",")) if covered else None,
+                "status": (
+                    f"{stats.total_rows} rows indexed; this run changed {changed}"
+                    if changed or stats.rebuilt
+                    else f"{stats.total_rows} rows indexed; already up to date, nothing to change"
+                ),
                 "rows_added": stats.rows_added,
                 "rows_replaced": stats.rows_replaced,
                 "rows_removed": stats.rows_removed,
