@@ -23,6 +23,7 @@ from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
 from harvest_defs.defs.batches import has_open_batches, poll_batches, poll_ended_batches
 from harvest_defs.defs.corpus_sensor import build_corpus_sensor
 from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
+from harvest_defs.defs.retry_log import sdk_retry_warnings
 from harvest_defs.defs.voyage_batches import VOYAGE_PROVIDER, voyage_poller
 
 MAX_CURSOR_IDS = 5000
@@ -131,7 +132,8 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         if idle:  # nothing to poll: no SDK import, no HTTP
             return dg.SensorResult(skip_reason="no open submissions and no Claude batch in flight")
         harvester = anthropic.harvester(store)
-        runs, cursor, reason = claude_collect_requests(context, ledger, harvester.poll)
+        with sdk_retry_warnings(context.log, anthropic.resolved_base_url()):
+            runs, cursor, reason = claude_collect_requests(context, ledger, harvester.poll)
         answers = [
             b.batch_id
             for b in [

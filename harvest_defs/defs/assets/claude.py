@@ -8,6 +8,7 @@ once every batch its submission needs has ended — at once when it needed none 
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import dagster as dg
@@ -32,6 +33,7 @@ from harvest_defs.defs.dlt_support import (
 from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
 from harvest_defs.defs.partition_figures import claude_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
+from harvest_defs.defs.retry_log import sdk_retry_warnings
 from harvest_defs.defs.warehouse import CLAUDE_TABLE
 
 SUMMARIES_KEY = dg.AssetKey("claude_summaries")
@@ -158,6 +160,8 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         started = time.monotonic()
         partition = context.partition_key
         harvester = anthropic.harvester(store)
+        retries = ExitStack()  # every SDK retry of this run (poll, results) is a warning in its log
+        retries.enter_context(sdk_retry_warnings(context.log, anthropic.resolved_base_url()))
         for submission in harvester.ledger.open_submissions(CLAUDE_PROVIDER, partition):
             poll_batches(harvester.ledger, harvester.poll, submission.batch_ids, context.log)
         documents = read_snapshot(store, partition)
@@ -167,6 +171,7 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         source = claude_collect_source(rows=lambda: rows, tally=tally)
         results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
         collected = close_submissions(harvester, partition, outcome, context.log.info)
+        retries.close()
         _log_outcome(context, partition, outcome)
         figures = claude_figures(store, partition)
         if not (outcome.written or outcome.invalid or outcome.deleted or collected):
