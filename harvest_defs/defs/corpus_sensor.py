@@ -15,6 +15,8 @@ they see every change once. Run keys carry the fingerprint, so the same state is
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUBMIT_KEY
@@ -35,6 +37,15 @@ def last_fingerprint(instance: dg.DagsterInstance, collection: str) -> str | Non
     value = records[0].asset_materialization.metadata.get("corpus_fingerprints")
     recorded = value.value if value is not None else None
     return str(recorded.get(collection)) if isinstance(recorded, dict) and collection in recorded else None
+
+
+AUTO_SUBMIT_ENV = "HARVEST_CORPUS_AUTO_SUBMIT"
+
+
+def auto_submit() -> bool:
+    """``HARVEST_CORPUS_AUTO_SUBMIT=0``: partitions still follow the folders, but harvesting (which costs
+    money) starts only when someone materializes it (the browser test clicks it in the UI)."""
+    return os.environ.get(AUTO_SUBMIT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _harvest(collection: str, fingerprint: str, why: str) -> dg.RunRequest:
@@ -68,10 +79,14 @@ def build_corpus_sensor(interval_seconds: int) -> dg.SensorDefinition:
         known = set(context.instance.get_dynamic_partitions(COLLECTIONS_NAME))
         added = [name for name in names if name not in known]
         runs: list[dg.RunRequest] = []
+        auto = auto_submit()
+        changed = []
         for name in names:
             fingerprint = collection_fingerprint(corpus, name)
             if last_fingerprint(context.instance, name) != fingerprint:
-                runs.append(_harvest(name, fingerprint, "new" if name in added else "changed"))
+                changed.append(name)
+                if auto:
+                    runs.append(_harvest(name, fingerprint, "new" if name in added else "changed"))
         removable: list[str] = []
         ledger = BatchLedger(store.ledger_path)
         for name in sorted(known - set(names)):
@@ -89,6 +104,11 @@ def build_corpus_sensor(interval_seconds: int) -> dg.SensorDefinition:
         skip = None
         if not runs and not requests:
             skip = f"{len(names)} collection(s), none changed since their last `documents` snapshot"
+            if changed and not auto:
+                skip = (
+                    f"{len(changed)} collection(s) changed ({', '.join(changed[:10])}) but "
+                    f"{AUTO_SUBMIT_ENV}=0: materialize documents + claude_summary_batches to harvest them"
+                )
         return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, skip_reason=skip)
 
     return corpus_sensor
