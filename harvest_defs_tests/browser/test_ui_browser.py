@@ -61,7 +61,6 @@ def _billed_by_partition(warehouse: Path) -> dict[str, float]:
 
 
 @pytest.mark.browser
-@pytest.mark.dagster_dev
 @pytest.mark.timeout(540)
 def test_catalog_materialize_then_sensors_index_and_metadata_is_true(
     tmp_path: Path, chromium: Path, screenshots: Path, emulator: EmulatorServer
