@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harvest_defs.defs.resources import HarvestStoreResource
-from harvest_defs.defs.warehouse import CLAUDE_TABLE, query_rows
+from harvest_defs.defs.warehouse import CLAUDE_TABLE, VOYAGE_TABLE, query_rows
 
 _CACHE_COLUMNS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -60,3 +60,22 @@ def claude_figures(store: HarvestStoreResource, partition: str) -> ClaudeFigures
                 str(row["model"]), int(row["i"]), int(row["o"]), int(row["cw"]), int(row["cr"])
             )
     return ClaudeFigures(total["n"], total["ok"], total["i"], total["o"], total["cw"], total["cr"], billed)
+
+
+def voyage_figures(store: HarvestStoreResource, partition: str) -> tuple[int, int]:
+    """(embeddings, billed tokens) of the partition's current ``voyage_embeddings`` rows."""
+    from harvest_defs.defs.column_schema import duckdb_columns
+
+    columns = {name for name, _ in duckdb_columns(store, VOYAGE_TABLE)}
+    if "partition_key" not in columns or "total_tokens" not in columns:
+        return 0, 0
+    rows = query_rows(
+        store,
+        store.warehouse_path,
+        f"SELECT count(*) AS n, coalesce(sum(total_tokens), 0) AS t FROM {VOYAGE_TABLE} "
+        "WHERE partition_key = ?",
+        [partition],
+        needs=VOYAGE_TABLE,
+    )
+    row = (rows or [{"n": 0, "t": 0}])[0]
+    return int(row["n"] or 0), int(row["t"] or 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from harvest_defs.defs.build import build_defs
 from harvest_defs.defs.local_run import materialize_selection, run_chain, tick_sensor
@@ -100,3 +101,16 @@ def test_removed_collection_leaves_every_table_then_its_partition(
     # The key goes on the next tick, once no submission of it is open.
     tick_sensor(defs, bare_instance, "corpus_sensor", None)
     assert _keys(bare_instance) == ["beta", "gamma"]
+
+
+def test_auto_submit_off_keeps_partitions_but_waits_for_a_click(
+    corpus: Path, harvest_home: Path, bare_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HARVEST_CORPUS_AUTO_SUBMIT=0: partitions follow the folders; no paid harvest starts by itself."""
+    monkeypatch.setenv("HARVEST_CORPUS_AUTO_SUBMIT", "0")
+    defs = build_defs(corpus)
+    tick = tick_sensor(defs, bare_instance, "corpus_sensor", None)
+    assert _keys(bare_instance) == ["alpha", "beta", "gamma"] and tick.run_requests == []
+    again = tick_sensor(defs, bare_instance, "corpus_sensor", None)
+    assert again.run_requests == []
+    assert "HARVEST_CORPUS_AUTO_SUBMIT=0" in str(again.skip_reason), again.skip_reason

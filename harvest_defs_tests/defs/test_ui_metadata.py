@@ -118,6 +118,10 @@ def test_per_partition_figures_estimate_and_billed(
         for e in embeddings.get_asset_materialization_events()
         if e.materialization.asset_key == dg.AssetKey("summary_embeddings")
     )
+    # Nothing new to embed: the partition's standing figures, not zeros.
+    assert meta["embeddings_written"].value == 0
+    assert meta["embeddings_in_partition"].value == collected[PARTITIONS[0]]["rows"] > 0
+    assert meta["tokens_in_partition"].value > 0
     schema = meta["dagster/column_schema"].value
     types = {c.name: c.type for c in schema.columns}
     assert types["embedding"] == "FLOAT[1024]", types

@@ -23,6 +23,7 @@ from harvest_defs.defs.dlt_support import (
     run_dlt_locked,
 )
 from harvest_defs.defs.metadata import as_metadata, usd
+from harvest_defs.defs.partition_figures import voyage_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
 from harvest_defs.defs.voyage_batches import BatchStep, batch_mode_tables, mark_collected
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
@@ -158,19 +159,26 @@ def build_embeddings_assets(
             mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
+        embedded, tokens = voyage_figures(store, partition)
         ours = as_metadata(
             {
+                # The partition as it stands (cumulative from DuckDB), then what this run did.
+                "embeddings_in_partition": embedded,
+                "tokens_in_partition": tokens,
                 "texts_in_partition": len(texts),
                 "embeddings_written": tally.rows,
                 "embeddings_deleted": len(deleted),
                 "texts_unchanged": len(texts) - tally.rows,
-                "total_tokens": tally.tokens,
+                "tokens_this_run": tally.tokens,
                 "dimensions": dg.MetadataValue.json(sorted(tally.dimensions)),
                 "api_mode": mode,
                 "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
                 "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
                 "model": voyage.model,
-                "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")),
+                # The billed tokens of the texts embedded by this run (cached ones cost nothing).
+                "billed_usd_this_run": usd(
+                    estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")
+                ),
                 "duration_s": round(time.monotonic() - started, 3),
                 **column_schema_metadata(store, VOYAGE_TABLE, VOYAGE_COLUMNS),
             }
