@@ -55,3 +55,25 @@ def test_auth_failure_in_a_run_names_the_endpoint_and_the_variable(
     text = str(failure.step_failure_data.error)
     assert api_env.anthropic_base_url in text and "ANTHROPIC_API_KEY" in text, text
     assert "sk-ant-a-wrong-one" not in text and "sk-ant-the-right-one" not in text
+
+
+def test_voyage_auth_failure_names_the_voyage_endpoint(
+    chain_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    api_env: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    harvest_home: Path,
+) -> None:
+    from harvest_defs.defs.local_run import run_requests, tick_sensor
+    from harvest_defs_tests.conftest import TEST_ANTHROPIC_KEY
+
+    api_env.configure(valid_api_keys=[TEST_ANTHROPIC_KEY, "pa-the-right-one"])
+    monkeypatch.setenv("VOYAGE_API_KEY", "pa-a-wrong-one")
+    materialize_selection(chain_defs, instance, ["documents", "claude_summary_batches"], "alpha")
+    tick = tick_sensor(chain_defs, instance, "claude_batch_sensor", None)
+    [result] = run_requests(chain_defs, instance, tick.run_requests, raise_on_error=False)
+    failures = [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
+    assert failures, "the embedding step should fail with a wrong Voyage key"
+    text = failures[0]
+    assert api_env.voyage_base_url in text and "VOYAGE_API_KEY" in text, text
+    assert "pa-a-wrong-one" not in text

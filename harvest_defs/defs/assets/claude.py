@@ -30,6 +30,7 @@ from harvest_defs.defs.dlt_support import (
     definition_pipeline,
     run_dlt_locked,
 )
+from harvest_defs.defs.errors import reraise_actionable
 from harvest_defs.defs.metadata import as_metadata, failures_markdown, usd
 from harvest_defs.defs.partition_figures import claude_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource
@@ -169,7 +170,11 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
         outcome = ClaudeReconcile()
         rows = reconcile_tables(harvester, store, anthropic, partition, documents, outcome)
         source = claude_collect_source(rows=lambda: rows, tally=tally)
-        results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
+        try:
+            results = run_dlt_locked(context, dlt, store, source, CLAUDE_PIPELINE)
+        except Exception as exc:  # a connection/auth error says which endpoint and what to check
+            reraise_actionable(exc, anthropic.resolved_base_url(), "ANTHROPIC_API_KEY")
+            raise
         collected = close_submissions(harvester, partition, outcome, context.log.info)
         retries.close()
         _log_outcome(context, partition, outcome)

@@ -22,6 +22,7 @@ from harvest_defs.defs.dlt_support import (
     definition_pipeline,
     run_dlt_locked,
 )
+from harvest_defs.defs.errors import reraise_actionable
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.partition_figures import voyage_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
@@ -154,7 +155,11 @@ def build_embeddings_assets(
             ),
             dims=voyage.dims,
         )
-        results = run_dlt_locked(context, dlt, store, source, VOYAGE_PIPELINE)
+        try:
+            results = run_dlt_locked(context, dlt, store, source, VOYAGE_PIPELINE)
+        except Exception as exc:  # a connection/auth error says which endpoint and what to check
+            reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
+            raise
         if step.collected:  # only after the load succeeded: a failed load collects them again
             mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
