@@ -12,6 +12,7 @@ to poll, or that the API no longer knows, never stops the tick for the others (`
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -201,10 +202,24 @@ _ACTIVE = [
 ]
 
 
+# A run "active" for longer than this is not waited for (a killed process can leave a run STARTED for
+# good, and the index must not wait on it forever); a later embedding still gets its own index run.
+MAX_WAIT_SECONDS = 30 * 60
+
+
 def _embedding_runs_active(instance: dg.DagsterInstance) -> int:
     """Runs queued or running that will write summary_embeddings (one index run should follow them all)."""
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE), limit=200)
-    return sum(1 for run in runs if run.asset_selection and EMBEDDINGS_KEY in run.asset_selection)
+    import time
+
+    since = datetime.fromtimestamp(time.time() - MAX_WAIT_SECONDS, tz=UTC)
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_ACTIVE, created_after=since), limit=200
+    )
+    return sum(
+        1
+        for record in records
+        if record.dagster_run.asset_selection and EMBEDDINGS_KEY in record.dagster_run.asset_selection
+    )
 
 
 def rag_index_request(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
