@@ -113,3 +113,61 @@ def test_bad_configuration_names_the_file_and_field(overrides: dict[str, Any], f
         _embeddings(**overrides)
     assert raised.value.field == field
     assert f"{EMBEDDINGS_YAML / 'defs.yaml'}: attributes.{field}:" in str(raised.value)
+
+
+def _notes(db: Path, rows: list[tuple[str, str | None]]) -> None:
+    """An upstream asset's table written straight into the warehouse (any table works as a source)."""
+    import duckdb
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS harvest")
+        con.execute("CREATE OR REPLACE TABLE harvest.notes (note_id VARCHAR, body VARCHAR)")
+        con.executemany("INSERT INTO harvest.notes VALUES (?, ?)", rows)
+    finally:
+        con.close()
+
+
+def test_failures_are_rows_deletes_propagate_and_only_edits_are_paid(
+    instance: dg.DagsterInstance, api_env: EmulatorServer, harvest_home: Path
+) -> None:
+    db = harvest_home / "warehouse.duckdb"
+    defs = _embeddings(
+        name="note_vectors", upstream="notes", upstream_table=None, text_column="body", id_column="note_id"
+    )
+    _notes(
+        db,
+        [
+            ("n1", "Refunds take five days."),
+            ("n2", "   "),
+            ("n3", "Shipping is free over 50 euros."),
+            ("n4", None),
+        ],
+    )
+    meta = materialization(materialize_selection(defs, instance, ["note_vectors"]), "note_vectors")
+    assert (
+        meta["embeddings_written"] == 2 and meta["embeddings_failed"] == 1 and meta["texts_skipped_null"] == 1
+    )
+    rows = query(
+        db, "SELECT embedding_id, success, error, text_hash IS NULL FROM harvest.note_vectors ORDER BY 1"
+    )
+    assert rows == [("n1", True, None, False), ("n2", False, "empty text", True), ("n3", True, None, False)]
+
+    calls = api_env.stats()["voyage_embed_calls"]
+    _notes(db, [("n1", "Refunds take five working days."), ("n3", "Shipping is free over 50 euros.")])
+    meta = materialization(materialize_selection(defs, instance, ["note_vectors"]), "note_vectors")
+    assert (
+        meta["embeddings_written"] == 1 and meta["texts_unchanged"] == 1 and meta["embeddings_deleted"] == 1
+    )
+    assert api_env.stats()["voyage_embed_calls"] == calls + 1  # only the edited note was sent
+    rows = query(db, "SELECT embedding_id, success, text FROM harvest.note_vectors ORDER BY 1")
+    assert rows == [
+        ("n1", True, "Refunds take five working days."),
+        ("n3", True, "Shipping is free over 50 euros."),
+    ]
+
+    _notes(db, [("n1", "Refunds take five days."), ("n3", "Shipping is free over 50 euros.")])  # a revert
+    meta = materialization(materialize_selection(defs, instance, ["note_vectors"]), "note_vectors")
+    assert meta["embeddings_written"] == 1 and meta["total_tokens"] == 0  # its vector came from the store
+    assert api_env.stats()["voyage_embed_calls"] == calls + 1
