@@ -171,3 +171,34 @@ def test_failures_are_rows_deletes_propagate_and_only_edits_are_paid(
     meta = materialization(materialize_selection(defs, instance, ["note_vectors"]), "note_vectors")
     assert meta["embeddings_written"] == 1 and meta["total_tokens"] == 0  # its vector came from the store
     assert api_env.stats()["voyage_embed_calls"] == calls + 1
+
+
+def test_partitions_follow_the_upstream_harvest(
+    location_defs: dg.Definitions, instance: dg.DagsterInstance, api_env: EmulatorServer, harvest_home: Path
+) -> None:
+    from harvest_defs_tests.components.conftest import sync_partitions
+
+    assert sync_partitions(location_defs, instance, "ticket_triage") == ["chat", "email"]
+    cursor = None
+    for channel in ("chat", "email"):
+        materialize_selection(location_defs, instance, ["ticket_triage_batches"], channel)
+        tick = tick_sensor(location_defs, instance, "ticket_triage_sensor", cursor)
+        cursor = tick.cursor
+        run_requests(location_defs, instance, tick.run_requests)
+    defs = dg.Definitions.merge(
+        location_defs,
+        _embeddings(
+            name="ticket_vectors", upstream="ticket_triage", upstream_table=None, partitions="upstream"
+        ),
+    )
+    tick = tick_sensor(defs, instance, "ticket_vectors_sensor", None)
+    assert sorted(r.partition_key for r in tick.run_requests) == ["chat", "email"]  # one run per partition
+    for result in run_requests(defs, instance, tick.run_requests):
+        assert materialization(result, "ticket_vectors")["embeddings_written"] == 6
+    rows = query(
+        harvest_home / "warehouse.duckdb",
+        "SELECT v.partition_key, t.partition_key, count(*) FROM harvest.ticket_vectors v "
+        "JOIN harvest.ticket_triage t ON t.custom_id = v.embedding_id GROUP BY ALL ORDER BY 1",
+    )
+    assert rows == [("chat", "chat", 6), ("email", "email", 6)]
+    assert tick_sensor(defs, instance, "ticket_vectors_sensor", tick.cursor).run_requests == []
