@@ -81,3 +81,34 @@ def test_removed_rows_are_deleted_and_changed_rows_resent_only(
     assert collected["rows_deleted"] == 1 and collected["rows_unchanged"] == 1
     ids = query(harvest_home / "warehouse.duckdb", "SELECT custom_id FROM harvest.mine ORDER BY 1")
     assert ids == [("a1",), ("a3",)]
+
+
+def test_a_vanished_partition_value_is_emptied_then_removed(
+    tmp_path: Path, harvest_home: Path, api_env: EmulatorServer, instance: dg.DagsterInstance
+) -> None:
+    defs = _instance(tmp_path / "mine", ROWS, partitions={"column": "topic"})
+    tick = tick_sensor(defs, instance, "mine_sensor", None)
+    assert sorted(instance.get_dynamic_partitions("mine_partitions")) == ["billing", "praise"]
+    cursor = tick.cursor
+    for topic in ("billing", "praise"):
+        materialize_selection(defs, instance, ["mine_batches"], topic)
+        tick = tick_sensor(defs, instance, "mine_sensor", cursor)
+        cursor = tick.cursor
+        run_requests(defs, instance, tick.run_requests)
+    db = harvest_home / "warehouse.duckdb"
+    assert query(db, "SELECT count(*) FROM harvest.mine WHERE partition_key = 'praise'") == [(1,)]
+
+    defs = _instance(
+        tmp_path / "mine", [r for r in ROWS if r["topic"] != "praise"], partitions={"column": "topic"}
+    )
+    tick = tick_sensor(defs, instance, "mine_sensor", cursor)
+    [empty] = tick.run_requests  # first its rows go (the key is still needed for that run) ...
+    assert empty.partition_key == "praise" and empty.asset_selection == [dg.AssetKey("mine")]
+    assert instance.get_dynamic_partitions("mine_partitions") == ["billing", "praise"]
+    [result] = run_requests(defs, instance, [empty])
+    assert materialization(result, "mine")["rows_deleted"] == 1
+    assert query(db, "SELECT count(*) FROM harvest.mine WHERE partition_key = 'praise'") == [(0,)]
+    tick = tick_sensor(defs, instance, "mine_sensor", tick.cursor)  # ... then the key
+    assert tick.run_requests == []
+    assert instance.get_dynamic_partitions("mine_partitions") == ["billing"]
+    assert query(db, "SELECT count(*) FROM harvest.mine") == [(2,)]
