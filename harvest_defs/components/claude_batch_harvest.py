@@ -59,7 +59,13 @@ class ClaudeBatchHarvestModel(dg.Model):
     temperature: float | None = None
     output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema: typed columns")
     partitions: PartitionsModel | None = None
-    max_usd: float | None = Field(default=None, description="Fail before paying above this estimate")
+    max_usd: float | None = Field(
+        default=None, description="Per submit run: fail before paying when its upper-bound estimate is above"
+    )
+    max_usd_total: float | None = Field(
+        default=None,
+        description="Per instance, all submit runs together (upper-bound estimates of what was sent)",
+    )
     table: str | None = Field(default=None, description="Table in the warehouse (default: name)")
 
 
@@ -121,6 +127,7 @@ class ClaudeBatchHarvest(dg.Component):
             "output_schema",
             "partitions",
             "max_usd",
+            "max_usd_total",
             "few_shot",
         ):
             if getattr(self.config, field) is not None:

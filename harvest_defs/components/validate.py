@@ -74,8 +74,9 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         raise ComponentConfigError(path, "model", f"unknown model {component.model!r}; known: {known}")
     if component.max_tokens < 1:
         raise ComponentConfigError(path, "max_tokens", "must be >= 1")
-    if component.max_usd is not None and component.max_usd < 0:
-        raise ComponentConfigError(path, "max_usd", "must be >= 0")
+    for budget in ("max_usd", "max_usd_total"):
+        if getattr(component, budget) is not None and getattr(component, budget) < 0:
+            raise ComponentConfigError(path, budget, "must be >= 0")
     source = resolve_source(component, folder, path)
     used = _template_columns(component, path)
     schema = None
@@ -112,6 +113,7 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         output_schema=schema,
         partition_column=partition_column,
         max_usd=component.max_usd,
+        max_usd_total=component.max_usd_total,
         deps=(source.asset_key,) if source.asset_key else (),
     )
 
