@@ -156,4 +156,10 @@ class ClaudeBatchHarvest(dg.Component):
         """The checked, resolved instance; every problem names this YAML file and the field."""
         from harvest_defs.components.validate import resolve_spec
 
-        return resolve_spec(self.config, Path(context.path), yaml_path(context))
+        return resolve_spec(self.config, Path(context.path), yaml_path(context), context)
+
+    def asset_keys(self) -> set[str]:
+        """The keys this instance produces, without building it (for other instances' upstream checks)."""
+        if self.config.preset == CHAIN_PRESET:
+            return {"documents", "claude_summary_batches", "claude_summaries", "rag_answers"}
+        return {self.config.name, f"{self.config.name}_batches"}

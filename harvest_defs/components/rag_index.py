@@ -67,6 +67,7 @@ class RagIndex(dg.Component):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         if self.config.preset == PRESET:
             return self._chain_defs(context)
+        from harvest_defs.components.load_checks import check_upstream
         from harvest_defs.components.rag_index_assets import (
             build_index_asset,
             build_index_sensor,
@@ -75,6 +76,8 @@ class RagIndex(dg.Component):
         from harvest_defs.defs.sensors import sensor_interval_seconds
 
         spec = resolve_index(self.config, yaml_path(context))
+        for n, table in enumerate(spec.tables):
+            check_upstream(context, table.asset, yaml_path(context), f"embeddings[{n}].asset")
         return dg.Definitions.merge(
             dg.Definitions(
                 assets=[build_index_asset(spec)],
@@ -82,6 +85,10 @@ class RagIndex(dg.Component):
             ),
             shared_definitions(),
         )
+
+    def asset_keys(self) -> set[str]:
+        """The keys this instance produces, without building it (for other instances' upstream checks)."""
+        return {"rag_index"} if self.config.preset == PRESET else {self.config.name or ""}
 
     def _chain_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         for field in ("name", "embeddings", "path"):

@@ -61,7 +61,7 @@ def _template_columns(component: Any, path: Path) -> set[str]:
     return set(meta.find_undeclared_variables(ast))
 
 
-def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
+def resolve_spec(component: Any, folder: Path, path: Path, context: Any = None) -> HarvestSpec:
     from harvest_defs.harvest.pricing import claude_model_known, price_table
 
     if not _NAME.match(component.name):
@@ -90,6 +90,18 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         columns = source.columns()
     except SourceError as exc:
         raise ComponentConfigError(path, "source", str(exc)) from exc
+    if source.kind == "sql":
+        from harvest_defs.components.load_checks import check_sql, warehouse_columns
+
+        check_sql(source.relation(), path)
+        columns = warehouse_columns(f"({source.relation()})", "the query", path, "source.sql")
+    elif source.kind == "asset":
+        from harvest_defs.components.load_checks import check_upstream, warehouse_columns
+
+        assert source.asset_key is not None
+        if context is not None:
+            check_upstream(context, source.asset_key, path, "source.asset")
+        columns = warehouse_columns(str(source.table), f"table {source.table}", path, "source.asset")
     if columns is not None:
         where = f"the source has {sorted(columns)}"
         if component.id_column not in columns:

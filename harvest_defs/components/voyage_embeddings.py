@@ -68,9 +68,11 @@ class VoyageEmbeddings(dg.Component):
         from harvest_defs.components.embeddings_check import build_dimensions_check
         from harvest_defs.components.embeddings_sensor import build_embeddings_sensor
         from harvest_defs.components.embeddings_spec import resolve_embeddings
+        from harvest_defs.components.load_checks import check_upstream
         from harvest_defs.defs.sensors import sensor_interval_seconds
 
         spec = resolve_embeddings(self.config, yaml_path(context))
+        check_upstream(context, spec.upstream, yaml_path(context), "upstream")
         partitions = dg.DynamicPartitionsDefinition(name=spec.partitions_name) if spec.partitioned else None
         return dg.Definitions.merge(
             dg.Definitions(
@@ -80,6 +82,12 @@ class VoyageEmbeddings(dg.Component):
             ),
             shared_definitions(),
         )
+
+    def asset_keys(self) -> set[str]:
+        """The keys this instance produces, without building it (for other instances' upstream checks)."""
+        if self.config.preset == PRESET:
+            return {"summary_embeddings"}
+        return {self.config.name or f"{(self.config.upstream or '').split('/')[-1]}_embeddings"}
 
     def _chain_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         defaults = VoyageEmbeddingsModel().model_dump()

@@ -106,6 +106,8 @@ BAD = {
     ),
     "invalid JSON schema": ("output_schema:\n    type: objekt\n", "attributes.output_schema"),
     "unknown model": ("model: claude-haiku-9\n", "attributes.model"),
+    "invalid SQL": ("source:\n    sql: SELECT id, FROM WHERE\n", "attributes.source.sql"),
+    "unknown upstream asset": ("source:\n    asset: nowhere\n", "attributes.source.asset"),
 }
 
 
@@ -171,4 +173,53 @@ def test_bad_configuration_fails_dg_check_defs(tmp_path: Path) -> None:
         assert checked.returncode != 0, what
         assert f"bad{i}" in output and "defs.yaml" in output, (what, output[-2000:])
         assert field in output, (what, output[-2000:])
+        _remove(folder)
+
+
+def _load_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.syspath_prepend(str(project))
+    with pytest.raises(Exception) as raised:
+        dg.load_from_defs_folder(path_within_project=project)
+    return str(raised.value) + "".join(str(c) for c in _causes(raised.value))
+
+
+def test_sql_source_columns_checked_against_the_warehouse_when_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    project = _new_project(tmp_path / "proj")
+    folder = project / "myproj" / "defs" / "from_sql"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: from_sql\n"
+        "  source:\n    sql: SELECT note_id, body FROM harvest.notes\n"
+        "  id_column: note_id\n  prompt_template: 'Classify: {{ text }}'\n"
+    )
+    home = tmp_path / "home"
+    monkeypatch.setenv("HARVEST_HOME", str(home))
+    monkeypatch.syspath_prepend(str(project))
+    dg.load_from_defs_folder(path_within_project=project)  # no warehouse yet: deferred to the run
+    home.mkdir()
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("CREATE SCHEMA harvest; CREATE TABLE harvest.notes (note_id VARCHAR, body VARCHAR)")
+    con.close()
+    message = _load_error(project, monkeypatch)
+    assert "from_sql/defs.yaml: attributes.prompt_template: names missing column(s) ['text']" in message
+
+
+def test_unknown_upstream_of_embeddings_and_index_fails_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    for name, body in (
+        ("vectors", "type: harvest_defs.VoyageEmbeddings\nattributes:\n  upstream: nowhere\n"),
+        ("index", "type: harvest_defs.RagIndex\nattributes:\n  name: idx\n  embeddings:\n    - asset: vex\n"),
+    ):
+        folder = project / "myproj" / "defs" / name
+        folder.mkdir()
+        (folder / "defs.yaml").write_text(body)
+        message = _load_error(project, monkeypatch)
+        field = "upstream" if name == "vectors" else "embeddings[0].asset"
+        assert f"{name}/defs.yaml: attributes.{field}: unknown asset" in message, message[-2000:]
         _remove(folder)
