@@ -62,7 +62,7 @@ class RagIndex(dg.Component):
             return cls(RagIndexModel())
         if isinstance(attributes, RagIndexModel):
             return cls(attributes)
-        return cls(RagIndexModel.model_validate(attributes.model_dump()))
+        return cls(RagIndexModel.model_validate(attributes.model_dump(exclude_unset=True)))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         if self.config.preset == PRESET:
@@ -83,7 +83,7 @@ class RagIndex(dg.Component):
                 assets=[build_index_asset(spec)],
                 sensors=[build_index_sensor(spec, sensor_interval_seconds())],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )
 
     def asset_keys(self) -> set[str]:
@@ -109,5 +109,5 @@ class RagIndex(dg.Component):
                 asset_checks=[index_fresh],
                 sensors=[s for s in sensors if s.name == "rag_index_sensor"],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )

@@ -59,7 +59,7 @@ class VoyageEmbeddings(dg.Component):
             return cls(VoyageEmbeddingsModel())
         if isinstance(attributes, VoyageEmbeddingsModel):
             return cls(attributes)
-        return cls(VoyageEmbeddingsModel.model_validate(attributes.model_dump()))
+        return cls(VoyageEmbeddingsModel.model_validate(attributes.model_dump(exclude_unset=True)))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         if self.config.preset == PRESET:
@@ -80,7 +80,7 @@ class VoyageEmbeddings(dg.Component):
                 asset_checks=[build_dimensions_check(spec)],
                 sensors=[build_embeddings_sensor(spec, sensor_interval_seconds())],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )
 
     def asset_keys(self) -> set[str]:
@@ -111,5 +111,5 @@ class VoyageEmbeddings(dg.Component):
                 asset_checks=[embedding_dimensions, every_summary_embedded],
                 sensors=[s for s in sensors if s.name == "voyage_batch_sensor"],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )

@@ -223,3 +223,78 @@ def test_unknown_upstream_of_embeddings_and_index_fails_at_load(
         field = "upstream" if name == "vectors" else "embeddings[0].asset"
         assert f"{name}/defs.yaml: attributes.{field}: unknown asset" in message, message[-2000:]
         _remove(folder)
+
+
+def test_chain_model_and_prompt_configurable_in_yaml_defaults_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_env: EmulatorServer
+) -> None:
+    import shutil
+
+    from harvest_defs.defs.local_run import register_collections
+    from harvest_defs.harvest.corpus import default_corpus_dir
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HARVEST_HOME", str(home))
+    corpus = tmp_path / "corpus"
+    shutil.copytree(Path(default_corpus_dir()) / "handbook", corpus / "handbook")
+    monkeypatch.setenv("HARVEST_CORPUS", str(corpus))
+    shipped = dg.load_from_defs_folder(path_within_project=REPO / "harvest_defs" / "location")
+    assert shipped.resources["anthropic"].model == "claude-haiku-4-5"  # the default, no YAML override
+    assert shipped.resources["anthropic"].prompt_template is None
+
+    project = _new_project(tmp_path / "proj")
+    defs_dir = project / "myproj" / "defs"
+    shutil.copytree(REPO / "harvest_defs" / "location" / "chain", defs_dir / "chain")
+    (defs_dir / "chain" / "summaries" / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  preset: corpus_summaries\n"
+        "  model: claude-haiku-5-5\n  max_tokens: 120\n  system_prompt: You write one-line abstracts.\n"
+        "  prompt_template: 'Abstract of this page:\\n{text}'\n"
+    )
+    mine = defs_dir / "mine"  # another instance in the same project: the resources still merge
+    mine.mkdir()
+    (mine / "rows.jsonl").write_text('{"id": "a", "text": "hello"}\n')
+    (mine / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: mine\n  source:\n    files: rows.jsonl\n"
+        "  prompt_template: 'Say: {{ text }}'\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+    defs = dg.load_from_defs_folder(path_within_project=project)
+    anthropic = defs.resources["anthropic"]
+    assert (anthropic.model, anthropic.max_tokens) == ("claude-haiku-5-5", 120)
+    assert anthropic.system_prompt == "You write one-line abstracts."
+
+    with dg.instance_for_test() as instance:
+        [partition] = register_collections(instance, corpus)
+        materialize_selection(defs, instance, ["documents", "claude_summary_batches"], partition)
+        tick = tick_sensor(defs, instance, "claude_batch_sensor", None)
+        run_requests(defs, instance, tick.run_requests)
+    rows = query(
+        home / "warehouse.duckdb",
+        "SELECT DISTINCT model, success, starts_with(prompt, 'Abstract of this page:') "
+        "FROM harvest.claude_messages ORDER BY 1",
+    )
+    assert rows == [("claude-haiku-5-5", True, True)]  # the YAML's model and template were sent
+    prompts = query(home / "warehouse.duckdb", "SELECT count(*) FROM harvest.voyage_embeddings")
+    assert prompts[0][0] > 0  # the embedding step found the summaries of *these* prompts (same hashes)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("  prompt_template: 'no placeholder'\n", "attributes.prompt_template"),
+        ("  prompt_template: '{document}'\n", "attributes.prompt_template"),
+        ("  model: claude-haiku-9\n", "attributes.model"),
+        ("  few_shot: [{input: a, output: b}]\n", "attributes.few_shot"),
+    ],
+)
+def test_bad_chain_overrides_fail_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, field: str
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    folder = project / "myproj" / "defs" / "summaries"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  preset: corpus_summaries\n" + line
+    )
+    message = _load_error(project, monkeypatch)
+    assert f"summaries/defs.yaml: {field}:" in message, message[-2000:]
