@@ -113,3 +113,22 @@ def check_upstream(context: Any, key: str, path: Path, field: str) -> None:
             field,
             f"unknown asset {key!r}: no component of this project produces it; known: {sorted(known)}",
         )
+
+
+def check_partitioned_upstream(context: Any, upstream: str, path: Path) -> None:
+    """``partitions: upstream`` needs an upstream ``ClaudeBatchHarvest`` that has partitions (when known)."""
+    from harvest_defs.components.claude_batch_harvest import ClaudeBatchHarvest
+
+    try:
+        harvests = context.component_tree.get_all_components(of_type=ClaudeBatchHarvest)
+    except Exception:
+        return
+    for harvest in harvests:
+        if (
+            harvest.config.preset is None
+            and harvest.config.name == upstream
+            and harvest.config.partitions is None
+        ):
+            raise ComponentConfigError(
+                path, "partitions", f"{upstream!r} has no partitions: remove `partitions: upstream`"
+            )

@@ -68,11 +68,13 @@ class VoyageEmbeddings(dg.Component):
         from harvest_defs.components.embeddings_check import build_dimensions_check
         from harvest_defs.components.embeddings_sensor import build_embeddings_sensor
         from harvest_defs.components.embeddings_spec import resolve_embeddings
-        from harvest_defs.components.load_checks import check_upstream
+        from harvest_defs.components.load_checks import check_partitioned_upstream, check_upstream
         from harvest_defs.defs.sensors import sensor_interval_seconds
 
         spec = resolve_embeddings(self.config, yaml_path(context))
         check_upstream(context, spec.upstream, yaml_path(context), "upstream")
+        if spec.partitioned:
+            check_partitioned_upstream(context, spec.upstream, yaml_path(context))
         partitions = dg.DynamicPartitionsDefinition(name=spec.partitions_name) if spec.partitioned else None
         return dg.Definitions.merge(
             dg.Definitions(

@@ -298,3 +298,29 @@ def test_bad_chain_overrides_fail_at_load(
     )
     message = _load_error(project, monkeypatch)
     assert f"summaries/defs.yaml: {field}:" in message, message[-2000:]
+
+
+def test_partitions_upstream_needs_a_partitioned_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    defs_dir = project / "myproj" / "defs"
+    (defs_dir / "mine").mkdir()
+    (defs_dir / "mine" / "rows.jsonl").write_text('{"id": "a", "text": "hello", "topic": "x"}\n')
+    (defs_dir / "mine" / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: mine\n  source:\n    files: rows.jsonl\n"
+        "  prompt_template: 'Say: {{ text }}'\n"
+    )
+    (defs_dir / "vectors").mkdir()
+    (defs_dir / "vectors" / "defs.yaml").write_text(
+        "type: harvest_defs.VoyageEmbeddings\nattributes:\n  upstream: mine\n  partitions: upstream\n"
+    )
+    message = _load_error(project, monkeypatch)
+    assert "vectors/defs.yaml: attributes.partitions: 'mine' has no partitions" in message, message[-2000:]
+    (defs_dir / "mine" / "defs.yaml").write_text(
+        (defs_dir / "mine" / "defs.yaml").read_text() + "  partitions:\n    column: topic\n"
+    )
+    for name in [m for m in sys.modules if m == "myproj" or m.startswith("myproj.")]:
+        del sys.modules[name]
+    defs = dg.load_from_defs_folder(path_within_project=project)  # now it loads
+    assert defs.resolve_assets_def("mine_embeddings").partitions_def is not None
