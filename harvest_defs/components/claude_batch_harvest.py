@@ -4,7 +4,8 @@ Two shapes, one type:
 - ``preset: corpus_summaries`` is the shipped chain's Claude half — exactly today's assets
   (``documents``, ``claude_summary_batches``, ``claude_summaries``, ``rag_answers``) and sensors
   (``corpus_sensor``, ``claude_batch_sensor``), built by the same builders ``build_defs`` uses; its model
-  and prompt stay settings of the ``anthropic`` resource (editable per run in the launchpad).
+  and prompt are settings of the ``anthropic`` resource, which ``model``, ``max_tokens``, ``temperature``,
+  ``system_prompt`` and ``prompt_template`` (a ``{text}`` format string) in its YAML override.
 - otherwise a harvest of your own: any source, a Jinja2 prompt over the row's columns, an optional output
   schema (typed columns), partitions by a column, a budget. Assets ``<name>_batches`` and ``<name>``,
   sensor ``<name>_sensor``, table ``harvest.<table>`` in the warehouse.
@@ -22,6 +23,8 @@ from harvest_defs.components.scaffold import HarvestScaffolder
 from harvest_defs.components.shared import ComponentConfigError, shared_definitions, yaml_path
 
 CHAIN_PRESET = "corpus_summaries"
+# What the chain preset may set in YAML: settings of its `anthropic` resource (defaults unchanged if unset).
+CHAIN_SETTINGS = frozenset({"model", "max_tokens", "temperature", "system_prompt", "prompt_template"})
 
 
 class SourceModel(dg.Model):
@@ -59,7 +62,13 @@ class ClaudeBatchHarvestModel(dg.Model):
     temperature: float | None = None
     output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema: typed columns")
     partitions: PartitionsModel | None = None
-    max_usd: float | None = Field(default=None, description="Fail before paying above this estimate")
+    max_usd: float | None = Field(
+        default=None, description="Per submit run: fail before paying when its upper-bound estimate is above"
+    )
+    max_usd_total: float | None = Field(
+        default=None,
+        description="Per instance, all submit runs together (upper-bound estimates of what was sent)",
+    )
     table: str | None = Field(default=None, description="Table in the warehouse (default: name)")
 
 
@@ -85,7 +94,8 @@ class ClaudeBatchHarvest(dg.Component):
             return cls(ClaudeBatchHarvestModel())
         if isinstance(attributes, ClaudeBatchHarvestModel):
             return cls(attributes)
-        return cls(ClaudeBatchHarvestModel.model_validate(attributes.model_dump()))
+        # exclude_unset: which fields the YAML sets matters (the chain's overrides of the resource)
+        return cls(ClaudeBatchHarvestModel.model_validate(attributes.model_dump(exclude_unset=True)))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         if self.config.preset == CHAIN_PRESET:
@@ -103,7 +113,7 @@ class ClaudeBatchHarvest(dg.Component):
                 assets=[build_submit_asset(spec, partitions), build_collect_asset(spec, partitions)],
                 sensors=[build_harvest_sensor(spec, sensor_interval_seconds())],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )
 
     def _chain_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -115,19 +125,20 @@ class ClaudeBatchHarvest(dg.Component):
         from harvest_defs.defs.partitions import collection_partitions
         from harvest_defs.defs.sensors import build_sensors, sensor_interval_seconds
 
+        self._check_chain_overrides(yaml_path(context))
         for field in (
-            "prompt_template",
-            "system_prompt",
+            "source",
             "output_schema",
             "partitions",
             "max_usd",
+            "max_usd_total",
             "few_shot",
         ):
             if getattr(self.config, field) is not None:
                 raise ComponentConfigError(
                     yaml_path(context),
                     field,
-                    f"preset {CHAIN_PRESET} takes prompt and model from the `anthropic` resource; remove it",
+                    f"not a setting of preset {CHAIN_PRESET} (it takes {sorted(CHAIN_SETTINGS)}); remove it",
                 )
         partitions = collection_partitions()
         sensors = build_sensors(sensor_interval_seconds())
@@ -142,11 +153,45 @@ class ClaudeBatchHarvest(dg.Component):
                 asset_checks=[failed_request_ratio],
                 sensors=[s for s in sensors if s.name in ("corpus_sensor", "claude_batch_sensor")],
             ),
-            shared_definitions(),
+            shared_definitions(context),
         )
+
+    def chain_settings(self) -> tuple[tuple[str, Any], ...] | None:
+        """For the chain preset: the ``anthropic`` resource settings its YAML sets (sorted), else None."""
+        if self.config.preset != CHAIN_PRESET:
+            return None
+        given = self.config.model_fields_set & CHAIN_SETTINGS
+        return tuple(sorted((name, getattr(self.config, name)) for name in given))
+
+    def _check_chain_overrides(self, path: Path) -> None:
+        from harvest_defs.harvest.pricing import claude_model_known
+
+        given = self.config.model_fields_set
+        if "model" in given and not claude_model_known(self.config.model):
+            raise ComponentConfigError(
+                path, "model", f"unknown model {self.config.model!r} (not in prices.toml)"
+            )
+        if "max_tokens" in given and self.config.max_tokens < 1:
+            raise ComponentConfigError(path, "max_tokens", "must be >= 1")
+        template = self.config.prompt_template
+        if template is not None:
+            try:
+                rendered = template.format(text="\0")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ComponentConfigError(
+                    path, "prompt_template", f"the chain's template takes one placeholder, {{text}}: {exc!r}"
+                ) from exc
+            if "\0" not in rendered:
+                raise ComponentConfigError(path, "prompt_template", "must contain {text} (the document)")
 
     def spec(self, context: dg.ComponentLoadContext) -> Any:
         """The checked, resolved instance; every problem names this YAML file and the field."""
         from harvest_defs.components.validate import resolve_spec
 
-        return resolve_spec(self.config, Path(context.path), yaml_path(context))
+        return resolve_spec(self.config, Path(context.path), yaml_path(context), context)
+
+    def asset_keys(self) -> set[str]:
+        """The keys this instance produces, without building it (for other instances' upstream checks)."""
+        if self.config.preset == CHAIN_PRESET:
+            return {"documents", "claude_summary_batches", "claude_summaries", "rag_answers"}
+        return {self.config.name, f"{self.config.name}_batches"}

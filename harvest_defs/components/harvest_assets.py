@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from harvest_defs.components.budget import SENT_KEY, check_budget, spent_before
 from harvest_defs.components.harvest_rows import Outcome, reconcile
 from harvest_defs.components.harvest_spec import ALL_ROWS, HarvestSpec
 from harvest_defs.components.sources import read_rows
@@ -50,7 +51,7 @@ def build_submit_asset(
     def submit(
         context: dg.AssetExecutionContext, store: HarvestStoreResource, anthropic: AnthropicResource
     ) -> dg.MaterializeResult:
-        """Every partition is prepared and priced first: over ``max_usd``, nothing is sent at all."""
+        """Every partition is prepared and priced first: over a budget, nothing is sent at all."""
         from harvest_defs.harvest.claude.settings import PROVIDER
         from harvest_defs.harvest.ledger import LOST_REQUEST, SUBMITTED, SUCCEEDED
 
@@ -70,23 +71,22 @@ def build_submit_asset(
                     to_send_all.append(r)
             plans.append((partition, prepared))
         est, in_tokens, out_tokens = spec.upper_bound_usd(to_send_all)
+        spent = spent_before(context.instance, spec) if spec.max_usd_total is not None else None
         estimate = {
             "est_usd_upper_bound": usd(est),
             "requests_to_send": len(to_send_all),
             "est_input_tokens": in_tokens,
             "est_output_tokens_max": out_tokens,
             "max_usd": spec.max_usd,
+            "max_usd_scope": "per submit run",
+            "max_usd_total": spec.max_usd_total,
+            "est_usd_sent_before": usd(spent) if spent is not None else None,
             "model": spec.model,
             "prefix_cached": spec.cache_prefix,
             "prefix_tokens": spec.prefix_tokens,
         }
         context.log.info(f"{spec.name}: {len(to_send_all)} request(s) to send, at most ${est:.6f}")
-        if spec.max_usd is not None and est > spec.max_usd:
-            raise dg.Failure(
-                f"{spec.name}: the upper-bound estimate ${est:.6f} for {len(to_send_all)} request(s) is over "
-                f"max_usd ${spec.max_usd}; nothing was sent (raise max_usd or narrow the source)",
-                metadata=as_metadata(estimate),
-            )
+        check_budget(spec, est, len(to_send_all), estimate, spent)
         sent = cached = resumed = 0
         batches: dict[str, list[str]] = {}
         for partition, prepared in plans:
@@ -104,6 +104,7 @@ def build_submit_asset(
                 {
                     **estimate,
                     "requests_sent": sent,
+                    SENT_KEY: usd(est) if sent else 0.0,
                     "requests_cached": cached,
                     "requests_resumed": resumed,
                     "batches_per_partition": dg.MetadataValue.json(batches),

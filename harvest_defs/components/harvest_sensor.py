@@ -3,8 +3,9 @@
 Like ``claude_batch_sensor`` (``defs/sensors.py``): it reads the SQLite ledger, polls the in-flight
 batches of the instance's open submissions, and requests one collect run per partition once they have
 all ended (the run key names the submission, the cursor remembers it: never twice). For a partitioned
-instance it also keeps the dynamic partitions equal to the source's values, so new values need no reload
-(file sources only: a sensor never opens the warehouse DuckDB file, which a run may be writing).
+instance it also keeps the dynamic partitions equal to the source's values — new values added, vanished
+ones emptied (their rows hard-deleted by one collect run) then removed — so no reload is needed (file and
+corpus sources only: a sensor never opens the warehouse DuckDB file, which a run may be writing).
 """
 
 import json
@@ -31,11 +32,10 @@ def build_harvest_sensor(spec: HarvestSpec, interval_seconds: int) -> dg.SensorD
         from harvest_defs.defs.batches import poll_batches
         from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST, BatchLedger
 
-        partition_requests = _partition_requests(context, spec, store)
+        partition_requests, runs = _partition_requests(context, spec, store)
         ledger = BatchLedger(store.ledger_path)
         submissions = ledger.open_submissions(spec.provider)
         requested = list(json.loads(context.cursor)) if context.cursor else []
-        runs = []
         if submissions:
             harvester = anthropic.harvester(store)
             ready: dict[str, list[int]] = {}
@@ -66,18 +66,66 @@ def build_harvest_sensor(spec: HarvestSpec, interval_seconds: int) -> dg.SensorD
     return harvest_sensor
 
 
+def _last_collect(instance: dg.DagsterInstance, spec: HarvestSpec, partition: str) -> tuple[int, int] | None:
+    """(rows the latest collect of ``partition`` left in the table, its storage id); None: never collected."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(spec.name), asset_partitions=[partition]),
+        limit=1,
+        ascending=False,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("dagster/row_count")
+    rows = int(value.value) if value is not None and isinstance(value.value, int) else 0
+    return rows, records[0].storage_id
+
+
 def _partition_requests(
     context: dg.SensorEvaluationContext, spec: HarvestSpec, store: HarvestStoreResource
-) -> list[dg.AddDynamicPartitionsRequest]:
-    """Add the values the source has and the instance lacks (never removes: a vanished value's rows are
-    deleted by its next collect, which needs the key)."""
+) -> tuple[list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest], list[dg.RunRequest]]:
+    """Keep the dynamic partitions equal to the source's values, like ``corpus_sensor`` does for folders.
+
+    A new value is added. A value gone from the source first gets one collect run, which reconciles its
+    rows to the source's (none: every row of it is hard-deleted); once its latest collect left 0 rows and
+    no submission of it is open, the key is deleted. So no row outlives its partition key.
+    """
     if spec.partition_column is None or spec.source.reads_warehouse:
-        return []
+        return [], []
     from harvest_defs.components.sources import distinct_values
+    from harvest_defs.harvest.ledger import BatchLedger
 
     known = set(context.instance.get_dynamic_partitions(spec.partitions_name))
-    new = [v for v in distinct_values(spec.source, store, spec.partition_column) if v not in known]
-    if not new:
-        return []
-    context.log.info(f"{spec.name}: new partition(s) {new}")
-    return [dg.AddDynamicPartitionsRequest(partitions_def_name=spec.partitions_name, partition_keys=new)]
+    values = distinct_values(spec.source, store, spec.partition_column)
+    new = [v for v in values if v not in known]
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+    runs: list[dg.RunRequest] = []
+    if new:
+        context.log.info(f"{spec.name}: new partition(s) {new}")
+        requests.append(
+            dg.AddDynamicPartitionsRequest(partitions_def_name=spec.partitions_name, partition_keys=new)
+        )
+    ledger = BatchLedger(store.ledger_path)
+    removable = []
+    for gone in sorted(known - set(values)):
+        last = _last_collect(context.instance, spec, gone)
+        if last is not None and last[0]:  # its rows are still in the table: one collect empties them
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"empty-{spec.name}-{gone}-{last[1]}",
+                    partition_key=gone,
+                    asset_selection=[dg.AssetKey(spec.name)],
+                    tags={"harvest/provider": spec.provider, "harvest/reason": "partition value removed"},
+                )
+            )
+        elif not ledger.open_submissions(spec.provider, gone):
+            removable.append(gone)
+    if removable:
+        context.log.info(
+            f"{spec.name}: value(s) gone from the source, rows deleted, partitions removed: {removable}"
+        )
+        requests.append(
+            dg.DeleteDynamicPartitionsRequest(
+                partitions_def_name=spec.partitions_name, partition_keys=removable
+            )
+        )
+    return requests, runs

@@ -39,6 +39,7 @@ class HarvestSpec:
     output_schema: OutputSchema | None = None
     partition_column: str | None = None
     max_usd: float | None = None
+    max_usd_total: float | None = None
     deps: tuple[str, ...] = field(default_factory=tuple)
 
     # --- names ------------------------------------------------------------------------------------------

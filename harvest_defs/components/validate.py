@@ -61,7 +61,7 @@ def _template_columns(component: Any, path: Path) -> set[str]:
     return set(meta.find_undeclared_variables(ast))
 
 
-def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
+def resolve_spec(component: Any, folder: Path, path: Path, context: Any = None) -> HarvestSpec:
     from harvest_defs.harvest.pricing import claude_model_known, price_table
 
     if not _NAME.match(component.name):
@@ -74,8 +74,9 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         raise ComponentConfigError(path, "model", f"unknown model {component.model!r}; known: {known}")
     if component.max_tokens < 1:
         raise ComponentConfigError(path, "max_tokens", "must be >= 1")
-    if component.max_usd is not None and component.max_usd < 0:
-        raise ComponentConfigError(path, "max_usd", "must be >= 0")
+    for budget in ("max_usd", "max_usd_total"):
+        if getattr(component, budget) is not None and getattr(component, budget) < 0:
+            raise ComponentConfigError(path, budget, "must be >= 0")
     source = resolve_source(component, folder, path)
     used = _template_columns(component, path)
     schema = None
@@ -89,6 +90,18 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         columns = source.columns()
     except SourceError as exc:
         raise ComponentConfigError(path, "source", str(exc)) from exc
+    if source.kind == "sql":
+        from harvest_defs.components.load_checks import check_sql, warehouse_columns
+
+        check_sql(source.relation(), path)
+        columns = warehouse_columns(f"({source.relation()})", "the query", path, "source.sql")
+    elif source.kind == "asset":
+        from harvest_defs.components.load_checks import check_upstream, warehouse_columns
+
+        assert source.asset_key is not None
+        if context is not None:
+            check_upstream(context, source.asset_key, path, "source.asset")
+        columns = warehouse_columns(str(source.table), f"table {source.table}", path, "source.asset")
     if columns is not None:
         where = f"the source has {sorted(columns)}"
         if component.id_column not in columns:
@@ -112,6 +125,7 @@ def resolve_spec(component: Any, folder: Path, path: Path) -> HarvestSpec:
         output_schema=schema,
         partition_column=partition_column,
         max_usd=component.max_usd,
+        max_usd_total=component.max_usd_total,
         deps=(source.asset_key,) if source.asset_key else (),
     )
 

@@ -51,9 +51,8 @@ def build_prompts(
     """
     from harvest_defs.harvest.claude.settings import CHARS_PER_TOKEN, context_window, estimate_prompt_tokens
 
-    overhead = estimate_prompt_tokens(
-        PROMPT_TEMPLATE.format(text="") + TRUNCATION_MARK, anthropic.system_prompt
-    )
+    template = anthropic.prompt_template or PROMPT_TEMPLATE
+    overhead = estimate_prompt_tokens(template.format(text="") + TRUNCATION_MARK, anthropic.system_prompt)
     budget_tokens = context_window(anthropic.model) - anthropic.max_tokens - overhead
     max_chars = max(0, int(budget_tokens * CHARS_PER_TOKEN * 0.98))
     prompts: list[dict[str, Any]] = []
@@ -63,7 +62,7 @@ def build_prompts(
         if len(text) > max_chars and anthropic.oversize == "truncate":
             text = text[:max_chars] + TRUNCATION_MARK
             truncated.add(doc["document_id"])
-        prompts.append({"custom_id": doc["document_id"], "text": PROMPT_TEMPLATE.format(text=text)})
+        prompts.append({"custom_id": doc["document_id"], "text": template.format(text=text)})
     return prompts, truncated
 
 

@@ -109,6 +109,9 @@ class AnthropicResource(dg.ConfigurableResource):
     system_prompt: str = (
         "You summarize documents for a search index. Reply with a faithful summary of 2-3 sentences."
     )
+    prompt_template: str | None = Field(
+        default=None, description="The chain's per-document prompt with a {text} placeholder; None = default"
+    )
     oversize: Literal["truncate", "fail"] = Field(
         default="truncate",
         description="A document over the context window: cut to fit (truncated=true) or a failure row",

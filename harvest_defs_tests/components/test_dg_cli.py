@@ -106,6 +106,8 @@ BAD = {
     ),
     "invalid JSON schema": ("output_schema:\n    type: objekt\n", "attributes.output_schema"),
     "unknown model": ("model: claude-haiku-9\n", "attributes.model"),
+    "invalid SQL": ("source:\n    sql: SELECT id, FROM WHERE\n", "attributes.source.sql"),
+    "unknown upstream asset": ("source:\n    asset: nowhere\n", "attributes.source.asset"),
 }
 
 
@@ -172,3 +174,153 @@ def test_bad_configuration_fails_dg_check_defs(tmp_path: Path) -> None:
         assert f"bad{i}" in output and "defs.yaml" in output, (what, output[-2000:])
         assert field in output, (what, output[-2000:])
         _remove(folder)
+
+
+def _load_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.syspath_prepend(str(project))
+    with pytest.raises(Exception) as raised:
+        dg.load_from_defs_folder(path_within_project=project)
+    return str(raised.value) + "".join(str(c) for c in _causes(raised.value))
+
+
+def test_sql_source_columns_checked_against_the_warehouse_when_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    project = _new_project(tmp_path / "proj")
+    folder = project / "myproj" / "defs" / "from_sql"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: from_sql\n"
+        "  source:\n    sql: SELECT note_id, body FROM harvest.notes\n"
+        "  id_column: note_id\n  prompt_template: 'Classify: {{ text }}'\n"
+    )
+    home = tmp_path / "home"
+    monkeypatch.setenv("HARVEST_HOME", str(home))
+    monkeypatch.syspath_prepend(str(project))
+    dg.load_from_defs_folder(path_within_project=project)  # no warehouse yet: deferred to the run
+    home.mkdir()
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("CREATE SCHEMA harvest; CREATE TABLE harvest.notes (note_id VARCHAR, body VARCHAR)")
+    con.close()
+    message = _load_error(project, monkeypatch)
+    assert "from_sql/defs.yaml: attributes.prompt_template: names missing column(s) ['text']" in message
+
+
+def test_unknown_upstream_of_embeddings_and_index_fails_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    for name, body in (
+        ("vectors", "type: harvest_defs.VoyageEmbeddings\nattributes:\n  upstream: nowhere\n"),
+        ("index", "type: harvest_defs.RagIndex\nattributes:\n  name: idx\n  embeddings:\n    - asset: vex\n"),
+    ):
+        folder = project / "myproj" / "defs" / name
+        folder.mkdir()
+        (folder / "defs.yaml").write_text(body)
+        message = _load_error(project, monkeypatch)
+        field = "upstream" if name == "vectors" else "embeddings[0].asset"
+        assert f"{name}/defs.yaml: attributes.{field}: unknown asset" in message, message[-2000:]
+        _remove(folder)
+
+
+def test_chain_model_and_prompt_configurable_in_yaml_defaults_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_env: EmulatorServer
+) -> None:
+    import shutil
+
+    from harvest_defs.defs.local_run import register_collections
+    from harvest_defs.harvest.corpus import default_corpus_dir
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HARVEST_HOME", str(home))
+    corpus = tmp_path / "corpus"
+    shutil.copytree(Path(default_corpus_dir()) / "handbook", corpus / "handbook")
+    monkeypatch.setenv("HARVEST_CORPUS", str(corpus))
+    shipped = dg.load_from_defs_folder(path_within_project=REPO / "harvest_defs" / "location")
+    assert shipped.resources["anthropic"].model == "claude-haiku-4-5"  # the default, no YAML override
+    assert shipped.resources["anthropic"].prompt_template is None
+
+    project = _new_project(tmp_path / "proj")
+    defs_dir = project / "myproj" / "defs"
+    shutil.copytree(REPO / "harvest_defs" / "location" / "chain", defs_dir / "chain")
+    (defs_dir / "chain" / "summaries" / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  preset: corpus_summaries\n"
+        "  model: claude-haiku-5-5\n  max_tokens: 120\n  system_prompt: You write one-line abstracts.\n"
+        "  prompt_template: 'Abstract of this page:\\n{text}'\n"
+    )
+    mine = defs_dir / "mine"  # another instance in the same project: the resources still merge
+    mine.mkdir()
+    (mine / "rows.jsonl").write_text('{"id": "a", "text": "hello"}\n')
+    (mine / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: mine\n  source:\n    files: rows.jsonl\n"
+        "  prompt_template: 'Say: {{ text }}'\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+    defs = dg.load_from_defs_folder(path_within_project=project)
+    anthropic = defs.resources["anthropic"]
+    assert (anthropic.model, anthropic.max_tokens) == ("claude-haiku-5-5", 120)
+    assert anthropic.system_prompt == "You write one-line abstracts."
+
+    with dg.instance_for_test() as instance:
+        [partition] = register_collections(instance, corpus)
+        materialize_selection(defs, instance, ["documents", "claude_summary_batches"], partition)
+        tick = tick_sensor(defs, instance, "claude_batch_sensor", None)
+        run_requests(defs, instance, tick.run_requests)
+    rows = query(
+        home / "warehouse.duckdb",
+        "SELECT DISTINCT model, success, starts_with(prompt, 'Abstract of this page:') "
+        "FROM harvest.claude_messages ORDER BY 1",
+    )
+    assert rows == [("claude-haiku-5-5", True, True)]  # the YAML's model and template were sent
+    prompts = query(home / "warehouse.duckdb", "SELECT count(*) FROM harvest.voyage_embeddings")
+    assert prompts[0][0] > 0  # the embedding step found the summaries of *these* prompts (same hashes)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("  prompt_template: 'no placeholder'\n", "attributes.prompt_template"),
+        ("  prompt_template: '{document}'\n", "attributes.prompt_template"),
+        ("  model: claude-haiku-9\n", "attributes.model"),
+        ("  few_shot: [{input: a, output: b}]\n", "attributes.few_shot"),
+    ],
+)
+def test_bad_chain_overrides_fail_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, field: str
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    folder = project / "myproj" / "defs" / "summaries"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  preset: corpus_summaries\n" + line
+    )
+    message = _load_error(project, monkeypatch)
+    assert f"summaries/defs.yaml: {field}:" in message, message[-2000:]
+
+
+def test_partitions_upstream_needs_a_partitioned_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _new_project(tmp_path / "proj")
+    defs_dir = project / "myproj" / "defs"
+    (defs_dir / "mine").mkdir()
+    (defs_dir / "mine" / "rows.jsonl").write_text('{"id": "a", "text": "hello", "topic": "x"}\n')
+    (defs_dir / "mine" / "defs.yaml").write_text(
+        "type: harvest_defs.ClaudeBatchHarvest\nattributes:\n  name: mine\n  source:\n    files: rows.jsonl\n"
+        "  prompt_template: 'Say: {{ text }}'\n"
+    )
+    (defs_dir / "vectors").mkdir()
+    (defs_dir / "vectors" / "defs.yaml").write_text(
+        "type: harvest_defs.VoyageEmbeddings\nattributes:\n  upstream: mine\n  partitions: upstream\n"
+    )
+    message = _load_error(project, monkeypatch)
+    assert "vectors/defs.yaml: attributes.partitions: 'mine' has no partitions" in message, message[-2000:]
+    (defs_dir / "mine" / "defs.yaml").write_text(
+        (defs_dir / "mine" / "defs.yaml").read_text() + "  partitions:\n    column: topic\n"
+    )
+    for name in [m for m in sys.modules if m == "myproj" or m.startswith("myproj.")]:
+        del sys.modules[name]
+    defs = dg.load_from_defs_folder(path_within_project=project)  # now it loads
+    assert defs.resolve_assets_def("mine_embeddings").partitions_def is not None

@@ -81,3 +81,56 @@ def test_removed_rows_are_deleted_and_changed_rows_resent_only(
     assert collected["rows_deleted"] == 1 and collected["rows_unchanged"] == 1
     ids = query(harvest_home / "warehouse.duckdb", "SELECT custom_id FROM harvest.mine ORDER BY 1")
     assert ids == [("a1",), ("a3",)]
+
+
+def test_a_vanished_partition_value_is_emptied_then_removed(
+    tmp_path: Path, harvest_home: Path, api_env: EmulatorServer, instance: dg.DagsterInstance
+) -> None:
+    defs = _instance(tmp_path / "mine", ROWS, partitions={"column": "topic"})
+    tick = tick_sensor(defs, instance, "mine_sensor", None)
+    assert sorted(instance.get_dynamic_partitions("mine_partitions")) == ["billing", "praise"]
+    cursor = tick.cursor
+    for topic in ("billing", "praise"):
+        materialize_selection(defs, instance, ["mine_batches"], topic)
+        tick = tick_sensor(defs, instance, "mine_sensor", cursor)
+        cursor = tick.cursor
+        run_requests(defs, instance, tick.run_requests)
+    db = harvest_home / "warehouse.duckdb"
+    assert query(db, "SELECT count(*) FROM harvest.mine WHERE partition_key = 'praise'") == [(1,)]
+
+    defs = _instance(
+        tmp_path / "mine", [r for r in ROWS if r["topic"] != "praise"], partitions={"column": "topic"}
+    )
+    tick = tick_sensor(defs, instance, "mine_sensor", cursor)
+    [empty] = tick.run_requests  # first its rows go (the key is still needed for that run) ...
+    assert empty.partition_key == "praise" and empty.asset_selection == [dg.AssetKey("mine")]
+    assert instance.get_dynamic_partitions("mine_partitions") == ["billing", "praise"]
+    [result] = run_requests(defs, instance, [empty])
+    assert materialization(result, "mine")["rows_deleted"] == 1
+    assert query(db, "SELECT count(*) FROM harvest.mine WHERE partition_key = 'praise'") == [(0,)]
+    tick = tick_sensor(defs, instance, "mine_sensor", tick.cursor)  # ... then the key
+    assert tick.run_requests == []
+    assert instance.get_dynamic_partitions("mine_partitions") == ["billing"]
+    assert query(db, "SELECT count(*) FROM harvest.mine") == [(2,)]
+
+
+def test_max_usd_total_caps_all_submit_runs_of_an_instance(
+    tmp_path: Path, harvest_home: Path, api_env: EmulatorServer, instance: dg.DagsterInstance
+) -> None:
+    defs = _instance(tmp_path / "mine", ROWS[:1], max_usd_total=1.0)
+    first = materialization(materialize_selection(defs, instance, ["mine_batches"]), "mine_batches")
+    assert first["requests_sent"] == 1 and first["est_usd_sent"] == first["est_usd_upper_bound"] > 0
+    assert first["max_usd_scope"] == "per submit run" and first["est_usd_sent_before"] == 0
+    # Two more rows would be about twice the first run's bound: over a total of 1.5x, though each run alone
+    # stays far below the per-run max_usd.
+    defs = _instance(tmp_path / "mine", ROWS, max_usd_total=first["est_usd_sent"] * 1.5)
+    before = api_env.stats()["anthropic_http_requests"]
+    result = materialize_selection(defs, instance, ["mine_batches"], raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.error is not None
+    assert "over max_usd_total" in failure.step_failure_data.error.message
+    assert api_env.stats()["anthropic_http_requests"] == before  # nothing sent
+    defs = _instance(tmp_path / "mine", ROWS, max_usd_total=first["est_usd_sent"] * 4)
+    again = materialization(materialize_selection(defs, instance, ["mine_batches"]), "mine_batches")
+    assert again["requests_sent"] == 2 and again["est_usd_sent_before"] == first["est_usd_sent"]

@@ -9,11 +9,41 @@ Modules: ``settings`` (per-model limits), ``packing`` (validation, token estimat
 ``batch``, ``cache`` (destination lookup), ``arrow`` (schema), ``resource``.
 """
 
-from harvest_defs.harvest.voyage.batch import BatchProgress, SubmitReport, VoyageBatchHarvester
-from harvest_defs.harvest.voyage.packing import InvalidInputsError, estimate_tokens
-from harvest_defs.harvest.voyage.realtime import EmbedFailure, RealtimeEmbedder, RealtimeReport
-from harvest_defs.harvest.voyage.resource import embedding_column_hints, voyage_embeddings_batch
-from harvest_defs.harvest.voyage.settings import MODELS, VoyageModel, model_spec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harvest_defs.harvest.voyage.batch import BatchProgress, SubmitReport, VoyageBatchHarvester
+    from harvest_defs.harvest.voyage.packing import InvalidInputsError, estimate_tokens
+    from harvest_defs.harvest.voyage.realtime import EmbedFailure, RealtimeEmbedder, RealtimeReport
+    from harvest_defs.harvest.voyage.resource import embedding_column_hints, voyage_embeddings_batch
+    from harvest_defs.harvest.voyage.settings import MODELS, VoyageModel, model_spec
+
+# Lazy re-exports (PEP 562): ``harvest_defs.harvest.voyage.settings`` (model limits, read when a code
+# location loads to check a VoyageEmbeddings instance) must not import numpy, pyarrow and the SDK clients.
+_EXPORTS = {
+    "BatchProgress": "batch",
+    "SubmitReport": "batch",
+    "VoyageBatchHarvester": "batch",
+    "InvalidInputsError": "packing",
+    "estimate_tokens": "packing",
+    "EmbedFailure": "realtime",
+    "RealtimeEmbedder": "realtime",
+    "RealtimeReport": "realtime",
+    "embedding_column_hints": "resource",
+    "voyage_embeddings_batch": "resource",
+    "MODELS": "settings",
+    "VoyageModel": "settings",
+    "model_spec": "settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "MODELS",

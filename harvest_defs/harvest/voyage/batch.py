@@ -99,6 +99,7 @@ class VoyageBatchHarvester:
         log: Callable[[str], None] | None = None,
         truncation: bool = True,
         max_batch_inputs: int = BATCH_MAX_INPUTS,
+        provider: str = PROVIDER,
     ) -> None:
         self._creds = resolve_credentials(api_key, base_url)
         self.model = model
@@ -110,6 +111,9 @@ class VoyageBatchHarvester:
         self.max_batch_inputs = max(1, min(max_batch_inputs, BATCH_MAX_INPUTS))
         self.ledger = BatchLedger(ledger_path)
         self.raw_dir = Path(raw_dir) / PROVIDER
+        # The ledger namespace of this harvester's batches: each VoyageEmbeddings component instance has
+        # its own, so one instance's sensor never collects (or requests runs for) another's batches.
+        self.provider = provider
         self.store = VectorStore(raw_dir)
         self.poll_interval = poll_interval
         self.log = log or logger.info
@@ -153,7 +157,7 @@ class VoyageBatchHarvester:
                 f"{len(report.invalid)} text(s) not sent: {'; '.join(r.reason for r in report.invalid[:5])}"
             )
         by_hash = {self.request_hash(i): i for i in prepared.inputs}
-        states = self.ledger.request_states(PROVIDER, by_hash)
+        states = self.ledger.request_states(self.provider, by_hash)
         to_send: list[tuple[str, EmbedInput]] = []
         for h in sorted(by_hash):
             state = states.get(h)
@@ -163,7 +167,7 @@ class VoyageBatchHarvester:
                 report.requests_resumed += 1
             else:
                 to_send.append((h, by_hash[h]))
-        for row in self.ledger.in_flight(PROVIDER, partition_key):
+        for row in self.ledger.in_flight(self.provider, partition_key):
             if row.batch_id and report.requests_resumed and row.batch_id not in report.batch_ids:
                 report.batch_ids.append(row.batch_id)
         tokens = 0
@@ -189,7 +193,7 @@ class VoyageBatchHarvester:
             (h for h, _ in chunk), model=self.model, input_type=self.input_type, dim=self.dim, api="voyage"
         )
         row = self.ledger.reserve(
-            PROVIDER,
+            self.provider,
             rsh,
             chunk_index,
             len(chunk),
@@ -198,17 +202,17 @@ class VoyageBatchHarvester:
         )
         items = [(h, f"t{n}") for n, (h, _) in enumerate(chunk)]
         if row.batch_id:  # created before; the requests journal may have missed it (crash): record again
-            self.ledger.record_requests(PROVIDER, row.batch_id, items)
+            self.ledger.record_requests(self.provider, row.batch_id, items)
             return row.batch_id, False
         if not row.fresh:  # a previous run reserved it and did not record a batch id (crash window)
             adopted = self._find_remote_batch(rsh, chunk_index)
             if adopted is not None:
                 self.log(f"adopting Voyage batch {adopted} created by an interrupted run")
-                self.ledger.record_created(PROVIDER, rsh, chunk_index, adopted)
-                self.ledger.record_requests(PROVIDER, adopted, items)
+                self.ledger.record_created(self.provider, rsh, chunk_index, adopted)
+                self.ledger.record_requests(self.provider, adopted, items)
                 return adopted, False
         file_id = row.meta.get("input_file_id") or self._upload(rsh, chunk_index, chunk)
-        self.ledger.update_meta(PROVIDER, rsh, chunk_index, input_file_id=file_id)
+        self.ledger.update_meta(self.provider, rsh, chunk_index, input_file_id=file_id)
         import openai
 
         try:
@@ -220,10 +224,10 @@ class VoyageBatchHarvester:
                 extra_body={"request_params": self._request_params()},
             )
         except openai.BadRequestError:
-            self.ledger.abandon(PROVIDER, rsh, chunk_index)
+            self.ledger.abandon(self.provider, rsh, chunk_index)
             raise
-        self.ledger.record_created(PROVIDER, rsh, chunk_index, batch.id, meta={"input_file_id": file_id})
-        self.ledger.record_requests(PROVIDER, batch.id, items)
+        self.ledger.record_created(self.provider, rsh, chunk_index, batch.id, meta={"input_file_id": file_id})
+        self.ledger.record_requests(self.provider, batch.id, items)
         self.log(f"created Voyage batch {batch.id} ({len(chunk)} texts)")
         return batch.id, True
 
@@ -362,7 +366,7 @@ class VoyageBatchHarvester:
         # Into the vector store before the caller loads them: a failed load never pays for them again.
         yield from persisted(self._tables(manifest, results), self.store)
         outcomes = [(m["request_hash"], m["custom_id"] in results) for m in manifest]
-        self.ledger.record_outcomes(PROVIDER, outcomes, batch_id)
+        self.ledger.record_outcomes(self.provider, outcomes, batch_id)
         failed = [m for m in manifest if m["custom_id"] not in results]
         if failed:
             logger.error(
