@@ -1,4 +1,4 @@
-"""The usearch graph beside the index: always in step with the table, migrated from vss, fed in bounded batches."""
+"""The usearch graph beside the index: in step with the table, migrated from vss, fed in bounded batches."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_for_any_sequence_of_builds_the_graph_holds_exactly_the_tables_rows(
         assert all(index.contains(key) for key in keys.values())
         con = open_index(path)
         try:
-            for doc, text in texts.items():  # each row's own vector finds it first, with its exact score
+            for text in texts.values():  # each row's own vector finds it first, with its exact score
                 hit = vector_search(con, embed_text(text, DIM), 1)[0]
                 assert hit.score == pytest.approx(exact_search(con, embed_text(text, DIM), 1)[0].score)
                 assert hit.score == pytest.approx(1.0, abs=1e-5)

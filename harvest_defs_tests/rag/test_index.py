@@ -11,10 +11,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-
-from harvest_defs.emulator.content import embed_text
 from usearch.index import Index
 
+from harvest_defs.emulator.content import embed_text
 from harvest_defs.rag import ann
 from harvest_defs.rag.index import DimensionMismatchError, build_index, index_meta, indexed_ids, open_index
 from harvest_defs.rag.schema import read_meta
@@ -116,7 +115,6 @@ def test_exact_and_filtered_queries_scan_the_table_and_never_take_an_index_scan(
     assert "HNSW_INDEX_SCAN" not in exact and "SEQ_SCAN" in exact
     assert "HNSW_INDEX_SCAN" not in filtered
     assert indexes == (0,)  # the graph lives beside the file: the table takes inserts without vss loaded
-
 
 
 def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> None:
