@@ -31,6 +31,9 @@ from usearch.index import Index
 from harvest_defs.rag.schema import CHUNKS_TABLE, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_INDEX, HNSW_M
 
 KEY_COLUMN = "ann_key"
+# An ART index on the key: the re-rank fetches ~20 rows by key, and without it DuckDB turns the IN list into
+# a join over a full scan (measured at 300k x 1024: 819 ms a query; with it 4-18 ms on a loaded machine).
+KEY_INDEX = "chunks_ann_key"
 META_KEY = "ann_file"
 DTYPE = "f16"
 SUFFIX = ".usearch"
@@ -47,6 +50,7 @@ def ensure_key_column(con: duckdb.DuckDBPyConnection) -> None:
     sidecar replaces it.
     """
     con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+    con.execute(f"DROP INDEX IF EXISTS {KEY_INDEX}")  # recreated by create_key_index after the writes
     con.execute(f"ALTER TABLE {CHUNKS_TABLE} ADD COLUMN IF NOT EXISTS {KEY_COLUMN} BIGINT")
     missing = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE {KEY_COLUMN} IS NULL").fetchone()
     if missing and missing[0]:
@@ -54,6 +58,11 @@ def ensure_key_column(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"UPDATE {CHUNKS_TABLE} SET {KEY_COLUMN} = rowid + ? WHERE {KEY_COLUMN} IS NULL", [offset]
         )
+
+
+def create_key_index(con: duckdb.DuckDBPyConnection) -> None:
+    """The unique ART index on ``ann_key`` (built once after a load: ~1 s at 1M rows)."""
+    con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {KEY_INDEX} ON {CHUNKS_TABLE} ({KEY_COLUMN})")
 
 
 def next_key(con: duckdb.DuckDBPyConnection) -> int:
@@ -172,8 +181,8 @@ def remove_stale_sidecars(index_path: Path, keep: set[str]) -> None:
 def rerank_sql(keys: list[int], k: int) -> str:
     """Top-k of the graph's candidates by the exact float32 distance (the same columns as the HNSW SQL).
 
-    Keys are literal integers so DuckDB prunes row groups by ``ann_key``'s min/max (keys are assigned in
-    insertion order), reading a few row groups instead of the whole table.
+    Keys are literal integers so DuckDB answers the IN list from the ART index on ``ann_key`` (a point
+    lookup per key) instead of scanning the table.
     """
     listed = ", ".join(str(int(key)) for key in keys) or "NULL"
     return (

@@ -327,6 +327,7 @@ def _write(
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
         con.execute("DROP TABLE changed")
+        ann.create_key_index(con)
         if incremental and previous is not None:
             graph = ann.update_sidecar(con, dim, previous, sidecar, gone_keys, first_new_key)
         else:

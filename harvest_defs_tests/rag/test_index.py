@@ -109,12 +109,12 @@ def test_exact_and_filtered_queries_scan_the_table_and_never_take_an_index_scan(
         filtered = con.execute(f"EXPLAIN {vector_search_sql(5, 'document_id = ?')}", ["glossary"]).fetchall()[
             0
         ][1]
-        indexes = con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone()
+        indexes = con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()
     finally:
         con.close()
     assert "HNSW_INDEX_SCAN" not in exact and "SEQ_SCAN" in exact
     assert "HNSW_INDEX_SCAN" not in filtered
-    assert indexes == (0,)  # the graph lives beside the file: the table takes inserts without vss loaded
+    assert indexes == [("chunks_ann_key",)]  # no vss index: the graph lives beside the file
 
 
 def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> None:
