@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -139,6 +140,18 @@ def update_sidecar(
     return target
 
 
+def current_sidecar(index_path: Path) -> Path | None:
+    """The graph the index file at ``index_path`` uses now (None: empty index, or an older build)."""
+    from harvest_defs.rag.extensions import connect
+    from harvest_defs.rag.schema import read_meta
+
+    con = connect(index_path, read_only=True)
+    try:
+        return sidecar_of(con, read_meta(con))
+    finally:
+        con.close()
+
+
 def sidecar_of(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> Path | None:
     """The sidecar file the connection's index names, or None (no graph yet, or an older build)."""
     name = meta.get(META_KEY)
@@ -151,6 +164,24 @@ def sidecar_of(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> Path | N
         return None
     path = Path(row[0]).with_name(name)
     return path if path.is_file() else None
+
+
+_GRAPH_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path | None] = weakref.WeakKeyDictionary()
+
+
+def graph_for(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """``sidecar_of`` for a search connection, remembered for a read-only one: its file cannot change under
+    it (a rebuild renames a new file over the path; this connection keeps the old one), so the per-query
+    metadata look-ups (~2 ms on a loaded machine) are paid once per connection."""
+    if con in _GRAPH_OF:
+        return _GRAPH_OF[con]
+    from harvest_defs.rag.schema import read_meta
+
+    graph = sidecar_of(con, read_meta(con))
+    mode = con.execute("SELECT current_setting('access_mode')").fetchone()
+    if mode and str(mode[0]).lower() == "read_only":
+        _GRAPH_OF[con] = graph
+    return graph
 
 
 @lru_cache(maxsize=4)

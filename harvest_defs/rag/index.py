@@ -23,11 +23,12 @@ and slows scans).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harvest_defs.rag import ann
+from harvest_defs.rag.clock import BuildClock
 from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.incoming import Incoming, attach, spool
 from harvest_defs.rag.schema import (
@@ -45,6 +47,7 @@ from harvest_defs.rag.schema import (
     write_meta,
 )
 
+log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("chunk_id", "document_id", "text", "embedding")
 OPTIONAL_COLUMNS = ("model", "text_hash")
 INDEX_FILENAME = "rag.duckdb"
@@ -72,6 +75,8 @@ class IndexStats:
     duration_s: float
     # "in_place": the changes went into the existing HNSW graph; "rebuilt": it was built anew; "none".
     hnsw: str = "none"
+    # Seconds per build step (spool, copy, diff, write, keys, graph, bm25, checkpoint): what a build costs.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -201,11 +206,14 @@ def build_index(
 def _build(
     rows: pa.Table | duckdb.DuckDBPyRelation, path: Path, prune: bool, started: float, spooled: Path
 ) -> IndexStats:
+    clock = BuildClock()
     incoming: Incoming
     if isinstance(rows, pa.Table):
         incoming, rows_dim = normalize_rows(rows)
     else:  # a relation is never materialised whole: batches go to a Parquet file beside the index
-        incoming, rows_dim, _ = spool(rows, spooled)
+        incoming, rows_dim, count = spool(rows, spooled)
+        log.info("index build: %d source rows spooled to %s", count, spooled.name)
+    clock.lap("spool")
     index_dim: int | None = None
     if path.exists():
         con = connect(path, read_only=True)
@@ -227,10 +235,11 @@ def _build(
     building = path.with_name(f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if index_dim is not None:
         shutil.copyfile(path, building)
-    previous = _current_sidecar(path) if index_dim is not None else None
+    clock.lap("copy")
+    previous = ann.current_sidecar(path) if index_dim is not None else None
     sidecar = ann.new_sidecar_path(path)
     try:
-        total, added, replaced, removed, hnsw = _write(building, incoming, dim, prune, sidecar, previous)
+        written = _write(building, incoming, dim, prune, sidecar, previous, clock)
         os.replace(building, path)
     except BaseException:
         sidecar.unlink(missing_ok=True)
@@ -241,7 +250,7 @@ def _build(
     # A reader that opened the old file may still be about to open its graph: keep one generation back.
     ann.remove_stale_sidecars(path, {sidecar.name, previous.name if previous else ""})
     duration = round(time.monotonic() - started, 3)
-    return IndexStats(str(path), dim, total, added, replaced, removed, True, duration, hnsw)
+    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases)
 
 
 # Up to this share of the index changed, rows go into a copy of the existing graph instead of a rebuild
@@ -251,15 +260,6 @@ INCREMENTAL_MAX_SHARE = 0.2
 # DuckDB's own memory during a build (its buffer pool; operators spill to ``<file>.tmp`` beyond it). The
 # ANN graph and Python live outside it: ~2.2 GB at 1M x 1024 (float16 vectors + links).
 BUILD_MEMORY_LIMIT = "2GB"
-
-
-def _current_sidecar(path: Path) -> Path | None:
-    """The graph the index at ``path`` uses now (None: no graph, e.g. an empty index or an older build)."""
-    con = connect(path, read_only=True)
-    try:
-        return ann.sidecar_of(con, read_meta(con))
-    finally:
-        con.close()
 
 
 def _keeps_graph(con: duckdb.DuckDBPyConnection, previous: Path | None, prune: bool) -> bool:
@@ -289,7 +289,13 @@ WHERE chunk_id IN (SELECT chunk_id FROM changed) {{prune}}
 
 
 def _write(
-    file: Path, incoming: Incoming, dim: int, prune: bool, sidecar: Path, previous: Path | None
+    file: Path,
+    incoming: Incoming,
+    dim: int,
+    prune: bool,
+    sidecar: Path,
+    previous: Path | None,
+    clock: BuildClock,
 ) -> tuple[int, int, int, int, str]:
     con = connect(file)
     try:
@@ -301,6 +307,7 @@ def _write(
         attach(con, incoming, dim)
         con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
         incremental = _keeps_graph(con, previous, prune)
+        clock.lap("diff")
         gone_keys: list[int] = []
         if incremental:
             prune_sql = "OR chunk_id NOT IN (SELECT chunk_id FROM incoming)" if prune else ""
@@ -327,12 +334,16 @@ def _write(
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
         con.execute("DROP TABLE changed")
+        clock.lap("write")
         ann.create_key_index(con)
+        clock.lap("keys")
         if incremental and previous is not None:
             graph = ann.update_sidecar(con, dim, previous, sidecar, gone_keys, first_new_key)
         else:
             graph = ann.build_sidecar(con, dim, sidecar)
+        clock.lap("graph")
         create_fts_index(con)
+        clock.lap("bm25")
         total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
         total = total_row[0] if total_row else 0
         models = [
@@ -352,6 +363,7 @@ def _write(
             },
         )
         con.execute("CHECKPOINT")
+        clock.lap("checkpoint")
     finally:
         con.close()
     return total, added, replaced, removed, "in_place" if incremental else "rebuilt"

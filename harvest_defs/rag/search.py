@@ -117,7 +117,7 @@ def vector_search(
     """Top-k by cosine similarity: HNSW unless ``exact`` or filtered (then a brute-force scan)."""
     set_query_vector(con, vector)
     where, params = _where(filters)
-    graph = None if (exact or where) else ann.sidecar_of(con, read_meta(con))
+    graph = None if (exact or where) else ann.graph_for(con)
     if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
         rows = con.execute(ann.rerank_sql(ann.candidates(graph, vector, k), k)).fetchall()
         return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
