@@ -58,7 +58,8 @@ CHILD = textwrap.dedent(
         con.close()
         raise SystemExit(0)
 
-    import duckdb
+    import duckdb, logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from harvest_defs.rag.index import build_index, open_index
     from harvest_defs.rag.search import exact_search, vector_search
 
@@ -127,10 +128,15 @@ def run_case(n: int, src: Path, queries: int, workdir: Path | None) -> dict[str,
         tail = [str(n), tmp, str(queries), str(HERE)]
         subprocess.run([*base, "prepare", *tail], env=env, cwd=tmp, check=True)
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        proc = subprocess.run([*base, "build", *tail], env=env, cwd=tmp, capture_output=True, text=True)
+        with open(Path(tmp) / "child.log", "w") as log:  # the build's phase log, echoed below
+            proc = subprocess.run(
+                [*base, "build", *tail], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+        child_log = (Path(tmp) / "child.log").read_text()
+        print(child_log[-3000:], file=sys.stderr, flush=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        return {"rows": n, "error": (proc.stderr or proc.stdout)[-3000:]}
+        return {"rows": n, "error": (child_log or proc.stdout)[-3000:]}
     return {"started": started, **json.loads(lines[-1][len("RESULT ") :])}
 
 
