@@ -18,7 +18,6 @@ named ``doc_1`` in windows 1 and 40 are still a conflict), and a Python set of 1
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import tempfile
@@ -26,9 +25,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-# One line per window while a stream is consumed: a 10M-input run shows where it is (and Dagster shows it
-# in the run log when ``harvest_defs`` is among the managed Python loggers).
-progress = logging.getLogger("harvest_defs.harvest.progress")
 DEFAULT_WINDOW = 50_000
 
 
@@ -104,17 +100,12 @@ def iter_windows(source: Any, window: int = DEFAULT_WINDOW) -> Iterator[list[Any
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     current: list[Any] = []
-    read = windows = 0
     for row in _rows(source, window):
         current.append(row)
         if len(current) == window:
-            read, windows = read + window, windows + 1
-            progress.info("input stream: %d rows read (%d windows)", read, windows)
             yield current
             current = []
     if current:
-        read, windows = read + len(current), windows + 1
-        progress.info("input stream: %d rows read (%d windows, the last)", read, windows)
         yield current
 
 
