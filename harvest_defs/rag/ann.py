@@ -140,44 +140,41 @@ def update_sidecar(
     return target
 
 
-def current_sidecar(index_path: Path) -> Path | None:
-    """The graph the index file at ``index_path`` uses now (None: empty index, or an older build)."""
-    from harvest_defs.rag.extensions import connect
-    from harvest_defs.rag.schema import read_meta
-
-    con = connect(index_path, read_only=True)
-    try:
-        return sidecar_of(con, read_meta(con))
-    finally:
-        con.close()
-
-
-def sidecar_of(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> Path | None:
-    """The sidecar file the connection's index names, or None (no graph yet, or an older build)."""
+def sidecar_of(
+    con: duckdb.DuckDBPyConnection, meta: dict[str, str], directory: Path | None = None
+) -> Path | None:
+    """The sidecar file the connection's index names (beside its file, or in ``directory``), or None (no
+    graph yet, an older build, or the file is gone)."""
     name = meta.get(META_KEY)
     if not name:
         return None
-    row = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
-    if not row or not row[0]:
-        return None
-    path = Path(row[0]).with_name(name)
+    if directory is None:
+        row = con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+        if not row or not row[0]:
+            return None
+        directory = Path(row[0]).parent
+    path = directory / name
     return path if path.is_file() else None
 
 
-_GRAPH_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path | None] = weakref.WeakKeyDictionary()
+_GRAPH_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Index | None] = weakref.WeakKeyDictionary()
 
 
-def graph_for(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """``sidecar_of`` for a search connection, remembered for a read-only one: its file cannot change under
-    it (a rebuild renames a new file over the path; this connection keeps the old one), so the per-query
-    metadata look-ups (~2 ms on a loaded machine) are paid once per connection."""
+def graph_for(con: duckdb.DuckDBPyConnection) -> Index | None:
+    """The graph of the connection's index, opened (a memory-mapped view), or None: scan instead.
+
+    Remembered for a read-only connection: its file cannot change under it (a rebuild renames a new file
+    over the path; this connection keeps the old one), so the metadata look-ups (~2 ms on a loaded
+    machine) are paid once, and the mapping outlives the file's deletion two rebuilds later.
+    """
     if con in _GRAPH_OF:
         return _GRAPH_OF[con]
     from harvest_defs.rag.schema import read_meta
 
-    graph = sidecar_of(con, read_meta(con))
+    path = sidecar_of(con, read_meta(con))
+    graph = open_view(path) if path is not None else None
     mode = con.execute("SELECT current_setting('access_mode')").fetchone()
     if mode and str(mode[0]).lower() == "read_only":
         _GRAPH_OF[con] = graph
@@ -186,18 +183,29 @@ def graph_for(con: duckdb.DuckDBPyConnection) -> Path | None:
 
 @lru_cache(maxsize=4)
 def _view(path: str, mtime_ns: int) -> Index:
-    """A memory-mapped view of a sidecar (cached per file version: opening it again costs nothing)."""
     index = Index.restore(path, view=True)
     if index is None:
         raise ValueError(f"{path} is not a usearch index")
     return index
 
 
-def candidates(path: Path, vector: np.ndarray, k: int) -> list[int]:
+def open_view(path: Path) -> Index | None:
+    """A memory-mapped view of a sidecar, cached per file version; None when it is gone or unreadable
+    (removed between the metadata look-up and the open: the caller scans the table instead)."""
+    try:
+        return _view(str(path), path.stat().st_mtime_ns)
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def candidates(graph: Index | Path, vector: np.ndarray, k: int) -> list[int]:
     """Keys of the graph's nearest candidates for ``vector``: ``max(2k, MIN_CANDIDATES)`` of them."""
-    index = _view(str(path), path.stat().st_mtime_ns)
+    index = open_view(graph) if isinstance(graph, Path) else graph
+    if index is None:
+        raise FileNotFoundError(f"no usearch graph at {graph}")
     count = max(2 * k, MIN_CANDIDATES)
-    index.expansion_search = max(HNSW_EF_SEARCH, count)  # type: ignore[misc]  # (the stub lacks the setter)
+    if index.expansion_search < max(HNSW_EF_SEARCH, count):
+        index.expansion_search = max(HNSW_EF_SEARCH, count)  # type: ignore[misc]  # (the stub lacks the setter)
     matches = index.search(np.asarray(vector, dtype=np.float32), count)
     return [int(key) for key in matches.keys]
 

@@ -236,10 +236,9 @@ def _build(
     if index_dim is not None:
         shutil.copyfile(path, building)
     clock.lap("copy")
-    previous = ann.current_sidecar(path) if index_dim is not None else None
     sidecar = ann.new_sidecar_path(path)
     try:
-        written = _write(building, incoming, dim, prune, sidecar, previous, clock)
+        written = _write(building, incoming, dim, prune, sidecar, clock)
         os.replace(building, path)
     except BaseException:
         sidecar.unlink(missing_ok=True)
@@ -248,7 +247,7 @@ def _build(
         for leftover in (building, building.with_name(building.name + ".wal")):
             leftover.unlink(missing_ok=True)
     # A reader that opened the old file may still be about to open its graph: keep one generation back.
-    ann.remove_stale_sidecars(path, {sidecar.name, previous.name if previous else ""})
+    ann.remove_stale_sidecars(path, {sidecar.name, written[5]})
     duration = round(time.monotonic() - started, 3)
     return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases)
 
@@ -294,15 +293,19 @@ def _write(
     dim: int,
     prune: bool,
     sidecar: Path,
-    previous: Path | None,
     clock: BuildClock,
-) -> tuple[int, int, int, int, str]:
+) -> tuple[int, int, int, int, str, str]:
+    """Write the changes into ``file`` (a copy of the index) and its graph into ``sidecar``; returns
+    (total, added, replaced, removed, how the graph was made, the previous graph's file name)."""
     con = connect(file)
     try:
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET disabled_compression_methods = 'alprd'")
         create_tables(con, dim)
+        # The graph the copied file names, read from the copy itself: a connection to the live path in this
+        # process may be DuckDB's cached instance of an older file while a reader still holds it.
+        previous = ann.sidecar_of(con, read_meta(con), sidecar.parent)
         ann.ensure_key_column(con)
         attach(con, incoming, dim)
         con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
@@ -366,7 +369,8 @@ def _write(
         clock.lap("checkpoint")
     finally:
         con.close()
-    return total, added, replaced, removed, "in_place" if incremental else "rebuilt"
+    how = "in_place" if incremental else "rebuilt"
+    return total, added, replaced, removed, how, previous.name if previous else ""
 
 
 def open_index(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:

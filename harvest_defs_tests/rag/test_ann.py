@@ -158,3 +158,26 @@ def test_an_empty_index_has_no_graph_and_answers_nothing(tmp_path: Path) -> None
     finally:
         con.close()
     assert not list(tmp_path.glob("*.usearch"))
+
+
+def test_a_reader_open_across_two_rebuilds_keeps_answering_from_its_own_graph(tmp_path: Path) -> None:
+    path = tmp_path / "rag.duckdb"
+    texts = {f"doc-{i}": f"Reader test document {i} on subject {i % 4}." for i in range(30)}
+    build_index(rows_for(texts, dim=DIM), path)
+    reader = open_index(path)
+    try:
+        query = embed_text(texts["doc-9"], DIM)
+        assert vector_search(reader, query, 1)[0].chunk_id == "doc-9"
+        first_graph, _ = _graph_and_keys(path)
+        for round_ in range(2):  # two full rebuilds: the reader's graph file is deleted by the second
+            build_index(rows_for({k: v + f" r{round_}" * 40 for k, v in texts.items()}, dim=DIM), path)
+        assert not first_graph.exists()
+        hits = vector_search(reader, query, 1)  # the old file and its mapped graph, still consistent
+        assert hits[0].chunk_id == "doc-9" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    finally:
+        reader.close()
+    fresh = open_index(path)
+    try:  # a new reader sees the new texts
+        assert vector_search(fresh, query, 1)[0].score < 0.999
+    finally:
+        fresh.close()
