@@ -8,17 +8,16 @@ with the same rows touches nothing.
 Why build into a copy and ``os.replace`` it: readers (``harvest ask`` / ``search``) open the index
 read-only, and DuckDB refuses a read-only open while another process holds the file for writing. Writing a
 sibling file and renaming it over the old one means a reader always opens a complete index, old or new,
-and never waits for or fails on a rebuild. It also makes ``hnsw_enable_experimental_persistence`` safe to
-use: its known weakness is no WAL recovery on a crash mid-write, but a crash here only loses the temporary
-copy. Persisting the HNSW index (rather than rebuilding it on open) is what lets a reader answer in
-milliseconds; rebuilding 100k vectors on open would take ~3 minutes.
+and never waits for or fails on a rebuild. A crash mid-build only loses the temporary copy.
 
-Per the measured pitfalls: for a bulk load the HNSW index is dropped before the insert and recreated after
-(inserts into an indexed table are far slower per row); for a small change — up to
-``INCREMENTAL_MAX_SHARE`` of the rows, the usual re-run after a few edits — the rows go into the existing
-graph instead and deletes are compacted, so a 1% edit costs ~1% of a rebuild. The BM25 index is rebuilt
-after every load (fts never updates itself), and ALPRD compression is disabled (it grows float arrays 1.6x
-and slows scans).
+The HNSW graph is a usearch file beside the index (``rag.ann``, chosen by the numbers in
+``benchmarks/results/index_build.json``): a full build streams the table into a new graph; a small change,
+up to ``INCREMENTAL_MAX_SHARE`` of the rows (the usual re-run after a few edits), goes into a copy of the
+previous graph (deleted keys removed, new rows added). Either way the graph gets a fresh file name, stored
+in ``rag_meta`` of the new DuckDB file, so the rename swaps both. A relation is spooled to Parquet in
+batches (``rag.incoming``) and DuckDB runs under ``BUILD_MEMORY_LIMIT``. The BM25 index is rebuilt after
+every load (fts never updates itself), and ALPRD compression is disabled (it grows float arrays 1.6x and
+slows scans).
 """
 
 from __future__ import annotations
