@@ -8,43 +8,45 @@ with the same rows touches nothing.
 Why build into a copy and ``os.replace`` it: readers (``harvest ask`` / ``search``) open the index
 read-only, and DuckDB refuses a read-only open while another process holds the file for writing. Writing a
 sibling file and renaming it over the old one means a reader always opens a complete index, old or new,
-and never waits for or fails on a rebuild. It also makes ``hnsw_enable_experimental_persistence`` safe to
-use: its known weakness is no WAL recovery on a crash mid-write, but a crash here only loses the temporary
-copy. Persisting the HNSW index (rather than rebuilding it on open) is what lets a reader answer in
-milliseconds; rebuilding 100k vectors on open would take ~3 minutes.
+and never waits for or fails on a rebuild. A crash mid-build only loses the temporary copy.
 
-Per the measured pitfalls: for a bulk load the HNSW index is dropped before the insert and recreated after
-(inserts into an indexed table are far slower per row); for a small change — up to
-``INCREMENTAL_MAX_SHARE`` of the rows, the usual re-run after a few edits — the rows go into the existing
-graph instead and deletes are compacted, so a 1% edit costs ~1% of a rebuild. The BM25 index is rebuilt
-after every load (fts never updates itself), and ALPRD compression is disabled (it grows float arrays 1.6x
-and slows scans).
+The HNSW graph is a usearch file beside the index (``rag.ann``, chosen by the numbers in
+``benchmarks/results/index_build.json``): a full build streams the table into a new graph; a small change,
+up to ``INCREMENTAL_MAX_SHARE`` of the rows (the usual re-run after a few edits), goes into a copy of the
+previous graph (deleted keys removed, new rows added). Either way the graph gets a fresh file name, stored
+in ``rag_meta`` of the new DuckDB file, so the rename swaps both. A relation is spooled to Parquet in
+batches (``rag.incoming``) and DuckDB runs under ``BUILD_MEMORY_LIMIT``. The BM25 index is rebuilt after
+every load (fts never updates itself), and ALPRD compression is disabled (it grows float arrays 1.6x and
+slows scans).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harvest_defs.rag import ann
+from harvest_defs.rag.clock import BuildClock
 from harvest_defs.rag.extensions import connect
+from harvest_defs.rag.incoming import Incoming, attach, spool
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
-    HNSW_INDEX,
     create_fts_index,
-    create_search_indexes,
     create_tables,
     read_meta,
     write_meta,
 )
 
+log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("chunk_id", "document_id", "text", "embedding")
 OPTIONAL_COLUMNS = ("model", "text_hash")
 INDEX_FILENAME = "rag.duckdb"
@@ -72,6 +74,8 @@ class IndexStats:
     duration_s: float
     # "in_place": the changes went into the existing HNSW graph; "rebuilt": it was built anew; "none".
     hnsw: str = "none"
+    # Seconds per build step (spool, copy, diff, write, keys, graph, bm25, checkpoint): what a build costs.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -163,13 +167,14 @@ def _check_dim(index_dim: int | None, rows_dim: int | None, path: Path) -> int:
     return dim
 
 
-def _pending_changes(path: Path, incoming: pa.Table, prune: bool) -> int | None:
+def _pending_changes(path: Path, incoming: Incoming, prune: bool) -> int | None:
     """Rows to add/replace/remove against the current file, or None when there is no usable file."""
     con = connect(path, read_only=True)
     try:
-        if _existing_dim(con) is None:
+        dim = _existing_dim(con)
+        if dim is None:
             return None
-        con.register("incoming", incoming)
+        attach(con, incoming, dim)
         changed = con.execute(f"SELECT count(*) FROM ({_CHANGED_SQL})").fetchone()
         return (changed[0] if changed else 0) + (_removed_count(con) if prune else 0)
     finally:
@@ -189,7 +194,25 @@ def build_index(
     """
     started = time.monotonic()
     path = Path(path) if path is not None else default_index_path()
-    incoming, rows_dim = normalize_rows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spooled = path.with_name(f".{path.name}.incoming-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet")
+    try:
+        return _build(rows, path, prune, started, spooled)
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def _build(
+    rows: pa.Table | duckdb.DuckDBPyRelation, path: Path, prune: bool, started: float, spooled: Path
+) -> IndexStats:
+    clock = BuildClock()
+    incoming: Incoming
+    if isinstance(rows, pa.Table):
+        incoming, rows_dim = normalize_rows(rows)
+    else:  # a relation is never materialised whole: batches go to a Parquet file beside the index
+        incoming, rows_dim, count = spool(rows, spooled)
+        log.info("index build: %d source rows spooled to %s", count, spooled.name)
+    clock.lap("spool")
     index_dim: int | None = None
     if path.exists():
         con = connect(path, read_only=True)
@@ -208,34 +231,38 @@ def build_index(
     else:
         dim = _check_dim(None, rows_dim, path)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if index_dim is not None:
         shutil.copyfile(path, building)
+    clock.lap("copy")
+    sidecar = ann.new_sidecar_path(path)
     try:
-        total, added, replaced, removed, hnsw = _write(building, incoming, dim, prune)
+        written = _write(building, incoming, dim, prune, sidecar, clock)
         os.replace(building, path)
+    except BaseException:
+        sidecar.unlink(missing_ok=True)
+        raise
     finally:
         for leftover in (building, building.with_name(building.name + ".wal")):
             leftover.unlink(missing_ok=True)
+    # A reader that opened the old file may still be about to open its graph: keep one generation back.
+    ann.remove_stale_sidecars(path, {sidecar.name, written[5]})
     duration = round(time.monotonic() - started, 3)
-    return IndexStats(str(path), dim, total, added, replaced, removed, True, duration, hnsw)
+    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases)
 
 
-# Up to this share of the index changed, rows go into the existing HNSW index instead of a rebuild.
-# Measured (20k x 1024, a loaded 2-core machine): rebuild 130 s; deleting 200 rows 0.02 s, inserting 200
-# into the indexed table 1.5 s (7.5 ms a row), compaction 2.4 s. A rebuild costs ~6.5 ms per indexed row
-# and an in-place insert ~7.5 ms per changed row, so in place wins far below 1:1; 20% keeps a margin
-# for the graph quality of many in-place inserts (a bulk load always rebuilds).
+# Up to this share of the index changed, rows go into a copy of the existing graph instead of a rebuild
+# (a bulk load always rebuilds). The share was set for vss (measured 20k x 1024: rebuild ~6.5 ms per indexed
+# row, in-place insert ~7.5 ms per changed row); 20% keeps a margin for the graph quality of many updates.
 INCREMENTAL_MAX_SHARE = 0.2
+# DuckDB's own memory during a build (its buffer pool; operators spill to ``<file>.tmp`` beyond it). The
+# ANN graph and Python live outside it: ~2.2 GB at 1M x 1024 (float16 vectors + links).
+BUILD_MEMORY_LIMIT = "2GB"
 
 
-def _keeps_hnsw(con: duckdb.DuckDBPyConnection, prune: bool) -> bool:
-    """True when an HNSW index exists and the change (new/changed + removed rows) is small against it."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?", [HNSW_INDEX]
-    ).fetchone()
-    if not exists or not exists[0]:
+def _keeps_graph(con: duckdb.DuckDBPyConnection, previous: Path | None, prune: bool) -> bool:
+    """True when a graph exists and the change (new/changed + removed rows) is small against it."""
+    if previous is None:
         return False
     total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
     total = total_row[0] if total_row else 0
@@ -253,18 +280,43 @@ def _removed_count(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, int, int, int, str]:
+_GONE_SQL = f"""
+SELECT {ann.KEY_COLUMN} FROM {CHUNKS_TABLE}
+WHERE chunk_id IN (SELECT chunk_id FROM changed) {{prune}}
+"""
+
+
+def _write(
+    file: Path,
+    incoming: Incoming,
+    dim: int,
+    prune: bool,
+    sidecar: Path,
+    clock: BuildClock,
+) -> tuple[int, int, int, int, str, str]:
+    """Write the changes into ``file`` (a copy of the index) and its graph into ``sidecar``; returns
+    (total, added, replaced, removed, how the graph was made, the previous graph's file name)."""
     con = connect(file)
     try:
-        con.execute("SET hnsw_enable_experimental_persistence = true")
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
+        con.execute("SET preserve_insertion_order = false")
         con.execute("SET disabled_compression_methods = 'alprd'")
         create_tables(con, dim)
-        con.register("incoming", incoming)
+        # The graph the copied file names, read from the copy itself: a connection to the live path in this
+        # process may be DuckDB's cached instance of an older file while a reader still holds it.
+        previous = ann.sidecar_of(con, read_meta(con), sidecar.parent)
+        ann.ensure_key_column(con)
+        attach(con, incoming, dim)
         con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
-        incremental = _keeps_hnsw(con, prune)
+        incremental = _keeps_graph(con, previous, prune)
+        clock.lap("diff")
+        gone_keys: list[int] = []
+        if incremental:
+            prune_sql = "OR chunk_id NOT IN (SELECT chunk_id FROM incoming)" if prune else ""
+            gone_keys = [int(r[0]) for r in con.execute(_GONE_SQL.format(prune=prune_sql)).fetchall()]
+        first_new_key = ann.next_key(con)
+        con.execute(f"CREATE OR REPLACE TEMP SEQUENCE ann_keys MINVALUE 0 START WITH {first_new_key}")
         con.execute("BEGIN")
-        if not incremental:
-            con.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
         replaced_row = con.execute(
             f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
         ).fetchone()
@@ -277,17 +329,23 @@ def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, 
             ).fetchone()
             removed = gone[0] if gone else 0
         inserted = con.execute(
-            f"INSERT INTO {CHUNKS_TABLE} (chunk_id, document_id, text, model, text_hash, embedding) "
-            "SELECT chunk_id, document_id, text, model, text_hash, embedding FROM changed"
+            f"INSERT INTO {CHUNKS_TABLE} (chunk_id, document_id, text, model, text_hash, embedding, "
+            f"{ann.KEY_COLUMN}) SELECT chunk_id, document_id, text, model, text_hash, embedding, "
+            "nextval('ann_keys') FROM changed"
         ).fetchone()
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
-        if incremental:  # the HNSW index took the changes in place; tombstones of deletes compacted
-            if replaced or removed:
-                con.execute(f"PRAGMA hnsw_compact_index('{HNSW_INDEX}')")
-            create_fts_index(con)
+        con.execute("DROP TABLE changed")
+        clock.lap("write")
+        ann.create_key_index(con)
+        clock.lap("keys")
+        if incremental and previous is not None:
+            graph = ann.update_sidecar(con, dim, previous, sidecar, gone_keys, first_new_key)
         else:
-            create_search_indexes(con)
+            graph = ann.build_sidecar(con, dim, sidecar)
+        clock.lap("graph")
+        create_fts_index(con)
+        clock.lap("bm25")
         total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
         total = total_row[0] if total_row else 0
         models = [
@@ -303,12 +361,15 @@ def _write(file: Path, incoming: pa.Table, dim: int, prune: bool) -> tuple[int, 
                 "models": ",".join(sorted(models)),
                 "rows": str(total),
                 "built_at": str(time.time()),
+                ann.META_KEY: graph.name if graph else "",
             },
         )
         con.execute("CHECKPOINT")
+        clock.lap("checkpoint")
     finally:
         con.close()
-    return total, added, replaced, removed, "in_place" if incremental else "rebuilt"
+    how = "in_place" if incremental else "rebuilt"
+    return total, added, replaced, removed, how, previous.name if previous else ""
 
 
 def open_index(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:

@@ -1,6 +1,8 @@
 """Retrieval over the RAG index: HNSW vectors, BM25 keywords, or both fused with reciprocal rank fusion.
 
-Why each choice (measured in dlt_vectors_measured.md §5):
+Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/index_build.json):
+- Unfiltered vector queries take candidates from the usearch graph beside the file (``rag.ann``) and rank
+  them in DuckDB by the exact distance; an index built before the sidecar existed still uses vss's HNSW.
 - The query vector is passed with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``:
   binding a Python list as a parameter costs ~75 ms per query at 1024-d, and a scalar subquery drops the
   HNSW plan; the variable keeps ``HNSW_INDEX_SCAN`` and costs next to nothing.
@@ -25,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from harvest_defs.rag import ann
 from harvest_defs.rag.embedders import QueryEmbedder, index_query_embedder
 from harvest_defs.rag.index import DimensionMismatchError, open_index
 from harvest_defs.rag.schema import CHUNKS_TABLE, FTS_SCHEMA, HNSW_EF_SEARCH, read_meta
@@ -114,7 +117,11 @@ def vector_search(
     """Top-k by cosine similarity: HNSW unless ``exact`` or filtered (then a brute-force scan)."""
     set_query_vector(con, vector)
     where, params = _where(filters)
-    if not (exact or where):
+    graph = None if (exact or where) else ann.graph_for(con)
+    if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
+        rows = con.execute(ann.rerank_sql(ann.candidates(graph, vector, k), k)).fetchall()
+        return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
+    if not (exact or where):  # an index built before the sidecar: vss's persisted HNSW index
         con.execute(f"SET hnsw_ef_search = {max(HNSW_EF_SEARCH, k)}")
         # DuckDB's late materialization would join the k index hits back to a full scan of the table
         # (measured: 150 ms instead of a few ms at 100k rows); the index scan already carries the rows.

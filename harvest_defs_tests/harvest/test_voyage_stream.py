@@ -6,6 +6,7 @@ the inputs span several, with an explicit id reused across windows and plain str
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.harvest.pipeline import create_duckdb_pipeline
@@ -76,3 +78,33 @@ def test_generator_polars_and_parquet_embed_what_the_list_embeds(
     assert [r[1] for r in rows if r[0] == "dup"] == ["dup text 6"]  # the first occurrence won
     # 40 inputs: 4 occurrences (#4, #13, #22, #31) of 2 plain texts, 3 "dup"s -> 33 t_ + 2 plain + 1 dup
     assert len(rows) == results["list"]["texts_sent"] == 36
+
+
+def test_each_window_logs_progress_with_counts_while_the_generator_is_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from harvest_defs.harvest.voyage.settings import model_spec
+    from harvest_defs.harvest.voyage.stream import prepare_windows
+
+    def texts() -> Any:
+        for i in range(25):
+            yield {"id": "dup" if i in (3, 17) else f"t{i}", "text": f"text {i}"}
+
+    caplog.set_level(logging.INFO, logger="harvest_defs.harvest.voyage")
+    kept = []
+    for prepared in prepare_windows(
+        texts(), model_spec("voyage-3.5"), truncation=True, strict=False, window=10
+    ):
+        kept.append(len(prepared.inputs))
+        assert (
+            caplog.records[-1].getMessage().startswith(f"voyage stream: {min(10 * len(kept), 25)} texts read")
+        )
+    assert kept == [10, 9, 5]  # the second "dup" (window 2) is rejected: an earlier window sent it
+    lines = [
+        r.getMessage().split("; ")[0] for r in caplog.records if r.getMessage().startswith("voyage stream")
+    ]
+    assert lines == [
+        "voyage stream: 10 texts read in 1 window(s), 10 to embed or reuse, 0 rejected",
+        "voyage stream: 20 texts read in 2 window(s), 19 to embed or reuse, 1 rejected",
+        "voyage stream: 25 texts read in 3 window(s), 24 to embed or reuse, 1 rejected",
+    ]

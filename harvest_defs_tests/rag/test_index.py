@@ -1,4 +1,4 @@
-"""Index build: incremental, dimension-checked, native FLOAT[dim], persisted HNSW + BM25, atomic swap."""
+"""Index build: incremental, dimension-checked, native FLOAT[dim], HNSW graph file + BM25, atomic swap."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from usearch.index import Index
 
 from harvest_defs.emulator.content import embed_text
-from harvest_defs.rag.extensions import connect
+from harvest_defs.rag import ann
 from harvest_defs.rag.index import DimensionMismatchError, build_index, index_meta, indexed_ids, open_index
-from harvest_defs.rag.search import search, set_query_vector, vector_search_sql
+from harvest_defs.rag.schema import read_meta
+from harvest_defs.rag.search import search, set_query_vector, vector_search, vector_search_sql
 from harvest_defs_tests.rag.conftest import corpus_documents, local_embedder, rows_for
 
 HARVEST = str(Path(sys.executable).with_name("harvest"))
@@ -99,38 +101,20 @@ def test_lists_and_relations_are_stored_as_native_float_arrays(tmp_path: Path) -
     assert index_meta(path)["dim"] == "16"
 
 
-def test_persisted_hnsw_is_used_after_reopening_and_exact_search_bypasses_it(sample_index: Path) -> None:
+def test_exact_and_filtered_queries_scan_the_table_and_never_take_an_index_scan(sample_index: Path) -> None:
     con = open_index(sample_index)
     try:
         set_query_vector(con, embed_text("on-call stipend", 1024))
-        con.execute("SET late_materialization_max_rows = 0")  # as vector_search does
-        indexed = con.execute(f"EXPLAIN {vector_search_sql(5)}").fetchall()[0][1]
         exact = con.execute(f"EXPLAIN {vector_search_sql(5, exact=True)}").fetchall()[0][1]
         filtered = con.execute(f"EXPLAIN {vector_search_sql(5, 'document_id = ?')}", ["glossary"]).fetchall()[
             0
         ][1]
+        indexes = con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()
     finally:
         con.close()
-    assert "HNSW_INDEX_SCAN" in indexed
-    assert "SEQ_SCAN" not in indexed  # no join back to a full table scan
-    assert "HNSW_INDEX_SCAN" not in exact
+    assert "HNSW_INDEX_SCAN" not in exact and "SEQ_SCAN" in exact
     assert "HNSW_INDEX_SCAN" not in filtered
-
-
-def test_a_table_with_hnsw_accepts_inserts_only_with_vss_loaded(sample_index: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "copy.duckdb"
-    copy.write_bytes(sample_index.read_bytes())
-    with_vss = connect(copy)
-    try:
-        with_vss.execute("INSERT INTO chunks SELECT * REPLACE ('extra' AS chunk_id) FROM chunks LIMIT 1")
-    finally:
-        with_vss.close()
-    plain = duckdb.connect(str(copy), config={"autoload_known_extensions": False})
-    try:
-        with pytest.raises(duckdb.Error, match=r"(?i)hnsw"):
-            plain.execute("INSERT INTO chunks SELECT * REPLACE ('extra2' AS chunk_id) FROM chunks LIMIT 1")
-    finally:
-        plain.close()
+    assert indexes == [("chunks_ann_key",)]  # no vss index: the graph lives beside the file
 
 
 def test_readers_keep_answering_while_the_index_is_rebuilt(tmp_path: Path) -> None:
@@ -212,10 +196,16 @@ def test_harvest_search_in_another_process_succeeds_during_rebuilds(tmp_path: Pa
         assert json.loads(outcome.stdout)  # hits from either the old or the new file
 
 
-def test_a_small_change_goes_into_the_existing_hnsw_graph_and_search_sees_it(tmp_path: Path) -> None:
+def test_a_small_change_goes_into_a_copy_of_the_graph_and_search_sees_it(tmp_path: Path) -> None:
     path = tmp_path / "rag.duckdb"
     texts = {f"doc-{i}": f"Document {i} is about subject {i} and term{i * 7} things." for i in range(200)}
     assert build_index(rows_for(texts, dim=64), path).hnsw == "rebuilt"
+    con = open_index(path)
+    try:
+        first_graph = ann.sidecar_of(con, read_meta(con))
+        first_keys = dict(con.execute("SELECT chunk_id, ann_key FROM chunks").fetchall())
+    finally:
+        con.close()
     changed = {k: v for k, v in texts.items() if k not in {"doc-5", "doc-6"}}  # two deleted
     changed["doc-7"] = "Entirely rewritten: zebras gallop across savannah grassland."
     changed["doc-new"] = "Brand new: lighthouse keepers trim lamp wicks nightly."
@@ -229,8 +219,16 @@ def test_a_small_change_goes_into_the_existing_hnsw_graph_and_search_sees_it(tmp
             set_query_vector(con, embed(query))
             top = con.execute(vector_search_sql(3)).fetchall()
             assert top[0][0] == expected, top
-        plan = con.execute(f"EXPLAIN {vector_search_sql(3)}").fetchall()
-        assert "HNSW" in str(plan)  # the persisted, updated graph answers, not a scan
+        graph = ann.sidecar_of(con, read_meta(con))
+        assert graph is not None and graph != first_graph  # a new file: readers of the old one keep theirs
+        keys = dict(con.execute("SELECT chunk_id, ann_key FROM chunks").fetchall())
+        for query, expected in (("zebras gallop savannah", "doc-7"), ("lighthouse keepers lamp", "doc-new")):
+            hits = vector_search(con, embed(query), 3)
+            assert hits[0].chunk_id == expected, hits
+            assert keys[expected] in ann.candidates(graph, embed(query), 3)  # found by the updated graph
+        updated = Index.restore(str(graph))
+        assert updated is not None and len(updated) == 199
+        assert not updated.contains(first_keys["doc-5"]) and not updated.contains(first_keys["doc-7"])
         ids = {r[0] for r in con.execute("SELECT chunk_id FROM chunks").fetchall()}
         assert "doc-5" not in ids and "doc-6" not in ids
     finally:

@@ -45,6 +45,10 @@ from harvest_defs.harvest.voyage.settings import MAX_INPUTS_PER_REQUEST, model_s
 
 log = logging.getLogger("harvest_defs.harvest.voyage")
 ROWS_PER_TABLE = 5000
+# Finished requests waiting for the consumer (dlt), per in-flight slot. Bounded so a slow load applies
+# backpressure to the senders instead of queueing every vector of the run in memory: at most
+# ``max_concurrency * QUEUED_PER_SLOT`` tables of <= 1000 x 1024 floats (4 MB) each, 128 MB by default.
+QUEUED_PER_SLOT = 4
 _DONE = object()
 
 
@@ -150,10 +154,12 @@ class RealtimeEmbedder:
         """Arrow tables of successful embeddings, as requests complete (order not guaranteed)."""
         if not inputs:
             return
-        results: queue.Queue[Any] = queue.Queue()
+        results: queue.Queue[Any] = queue.Queue(maxsize=self.max_concurrency * QUEUED_PER_SLOT)
         stop = threading.Event()
         worker = threading.Thread(
-            target=lambda: results.put(self._run_loop(self.requests_for(inputs), results, stop)),
+            target=lambda: _put_until_stopped(
+                results, self._run_loop(self.requests_for(inputs), results, stop), stop
+            ),
             name="voyage-embed",
             daemon=True,
         )
@@ -211,14 +217,14 @@ class RealtimeEmbedder:
                     if stop.is_set():
                         break
                     await slots.acquire()
-                    task = asyncio.create_task(self._send(request, out))
+                    task = asyncio.create_task(self._send(request, out, stop))
                     task.add_done_callback(lambda _t: slots.release())
                     tasks.append(task)
                 await asyncio.gather(*tasks)
             finally:
                 voyageai.aiosession.reset(token)
 
-    async def _send(self, request: list[EmbedInput], out: queue.Queue[Any]) -> None:
+    async def _send(self, request: list[EmbedInput], out: queue.Queue[Any], stop: threading.Event) -> None:
         from voyageai import error
 
         try:
@@ -229,15 +235,20 @@ class RealtimeEmbedder:
             if len(request) > 1:  # e.g. more tokens than estimated: halve and try again
                 self.report.splits += 1
                 half = len(request) // 2
-                await self._send(request[:half], out)
-                await self._send(request[half:], out)
+                await self._send(request[:half], out, stop)
+                await self._send(request[half:], out, stop)
                 return
             self._fail(request, exc)
             return
         except Exception as exc:
             self._fail(request, exc)
             return
-        out.put(table)
+        while not stop.is_set():  # a full queue: wait without blocking the loop (other requests go on)
+            try:
+                out.put_nowait(table)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.01)
 
     def _fail(self, request: list[EmbedInput], exc: BaseException) -> None:
         reason = _reason(exc)
@@ -318,3 +329,13 @@ class RealtimeEmbedder:
             input_type=self.input_type,
             processing_time_ms=elapsed_ms,
         )
+
+
+def _put_until_stopped(out: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    """Put the worker's last item (done, or its exception) unless the consumer has gone (no hang on join)."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.05)
+            return
+        except queue.Full:
+            continue

@@ -8,6 +8,8 @@ explicit id reused later is rejected as a duplicate (logged, never sent).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from harvest_defs.harvest.voyage.packing import PreparedInputs, Rejected, defaul
 from harvest_defs.harvest.voyage.settings import VoyageModel
 
 EARLIER = "duplicate id (an earlier input has it)"
+log = logging.getLogger("harvest_defs.harvest.voyage")
 
 
 def prepare_windows(
@@ -30,7 +33,8 @@ def prepare_windows(
 ) -> Iterator[PreparedInputs]:
     """One :class:`PreparedInputs` per input window, ids deduplicated across windows."""
     with SeenIds(scratch_dir) as seen:
-        offset = 0
+        offset = kept_total = rejected_total = 0
+        started = time.monotonic()
         for rows in iter_windows(texts, window):
             prepared = prepare_inputs(
                 rows, spec, truncation=truncation, strict=strict, position_offset=offset
@@ -52,4 +56,15 @@ def prepare_windows(
                     from harvest_defs.harvest.voyage.packing import InvalidInputsError
 
                     raise InvalidInputsError(prepared.rejected)
+            kept_total += len(prepared.inputs)
+            rejected_total += len(prepared.rejected)
+            # One line per window so a run over millions of texts shows where it is (Claude does the same).
+            log.info(
+                "voyage stream: %s texts read in %d window(s), %s to embed or reuse, %s rejected; %.1f s",
+                f"{offset:,}",
+                -(-offset // window),
+                f"{kept_total:,}",
+                f"{rejected_total:,}",
+                time.monotonic() - started,
+            )
             yield prepared
