@@ -29,10 +29,10 @@ def build_harvest_sensor(spec: HarvestSpec, interval_seconds: int) -> dg.SensorD
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource
     ) -> dg.SensorResult:
         from harvest_defs.defs.batches import poll_batches
-        from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST, BatchLedger
+        from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST
 
         partition_requests = _partition_requests(context, spec, store)
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         submissions = ledger.open_submissions(spec.provider)
         requested = list(json.loads(context.cursor)) if context.cursor else []
         runs = []

@@ -1,0 +1,63 @@
+"""A real PostgreSQL 16 + pgvector for the backend tests: one ``pgserver`` per session, a schema per test.
+
+No skip: if the server cannot start, every test here fails (CI runs on the same machine type). Each test
+gets its own schema (its own ledger and index tables), so tests and processes never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harvest_defs.harvest.backends import BACKEND_ENV, DSN_ENV, SCHEMA_ENV, BackendSettings, open_ledger
+from harvest_defs.harvest.ledger import BatchLedger
+
+BACKENDS = ["duckdb", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    dsn = server.get_uri()
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    yield dsn
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_env(pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> BackendSettings:
+    """The environment a deployment sets: every process started from here uses this test's schema."""
+    monkeypatch.setenv(BACKEND_ENV, "postgres")
+    monkeypatch.setenv(DSN_ENV, pg_dsn)
+    monkeypatch.setenv(SCHEMA_ENV, pg_schema)
+    return BackendSettings.resolve()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> BackendSettings:
+    """Each test using this runs once per backend, with the backend's environment set."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_env")
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    return BackendSettings.resolve()
+
+
+@pytest.fixture
+def ledger_at(backend: BackendSettings) -> Callable[[Path], BatchLedger]:
+    """``ledger_at(home / "ledger.sqlite")``: the ledger that path means under this test's backend."""
+    return lambda path: open_ledger(path, backend)
