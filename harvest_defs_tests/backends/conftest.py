@@ -6,6 +6,8 @@ gets its own schema (its own ledger and index tables), so tests and processes ne
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,15 +22,22 @@ BACKENDS = ["duckdb", "postgres"]
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_dsn() -> Iterator[str]:
+    """Not under pytest's tmp dir: as root, pgserver runs postgres as its own user, which must be able to
+    reach the data dir (pytest keeps ``/tmp/pytest-of-<user>`` at 0700 and prunes it across sessions)."""
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    dsn = server.get_uri()
-    with psycopg.connect(dsn, autocommit=True) as con:
-        con.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    yield dsn
-    server.cleanup()
+    root = Path(tempfile.mkdtemp(prefix="harvest-pgserver-"))
+    root.chmod(0o755)
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    try:
+        dsn = server.get_uri()
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        yield dsn
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
