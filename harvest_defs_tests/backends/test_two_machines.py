@@ -8,6 +8,7 @@ and ``reliability/test_concurrency.py``; two homes there would mean two ledgers,
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ def _submit(home: str, base_url: str, barrier: Any, results: Any) -> None:
         {"custom_id": f"doc_{i}", "text": f"Summarize: document {i} on topic {i % 5}."} for i in range(40)
     ]
     barrier.wait()
+    started = time.monotonic()
     report = harvester.submit(prompts, MODEL, max_tokens=32, partition_key="p1")
-    results.put((report.batch_ids, report.requests_sent))
+    results.put((report.batch_ids, report.requests_sent, time.monotonic() - started))
 
 
 def test_two_nodes_submitting_one_partition_create_exactly_one_batch(
@@ -51,7 +53,7 @@ def test_two_nodes_submitting_one_partition_create_exactly_one_batch(
     assert api_env.stats()["anthropic_batches_created"] - before == 1
     (batch_id,) = reports[0][0]
     assert reports[1][0] == [batch_id]
-    assert sorted(sent for _, sent in reports) == [0, 40]  # one paid, the other found its batch
+    assert sorted(r[1] for r in reports) == [0, 40]  # one paid, the other found its batch
     ledger = open_ledger(tmp_path / "third-node" / "ledger.sqlite", pg_env)
     assert [b.batch_id for b in ledger.in_flight("claude", "p1")] == [batch_id]
     assert ledger.request_counts_by_state("claude") == {"submitted": 40}
