@@ -52,6 +52,7 @@ from harvest_defs.harvest.ledger import (
     BatchLedger,
     LedgerBatch,
 )
+from harvest_defs.harvest.storage import raw_mirror
 
 if TYPE_CHECKING:
     import anthropic
@@ -136,6 +137,7 @@ class ClaudeBatchHarvester(CollectMixin):
         self.base_url = resolve_base_url(base_url)
         self.ledger = open_ledger(ledger_path)  # a path, or a ledger a backend opened
         self.raw_dir = Path(raw_dir) / PROVIDER
+        self.mirror = raw_mirror(raw_dir)  # object storage (HARVEST_STORAGE_URL) for other nodes, or none
         self.max_requests_per_batch = max_requests_per_batch
         self.max_bytes_per_batch = max_bytes_per_batch
         self.poll_interval = poll_interval
@@ -299,6 +301,7 @@ class ClaudeBatchHarvester(CollectMixin):
         chunk_hash = set_hash((r.request_hash for r in chunk), provider=PROVIDER)
         manifest = self.manifest_path(chunk_hash)
         write_manifest(manifest, chunk)
+        self.mirror.publish(manifest)  # before the create: a collect run on another node will need it
         meta = {"model": model, "manifest": str(manifest)}
         attempt = 0
         while True:
