@@ -86,14 +86,19 @@ def _create(con: psycopg.Connection[Any], schema: str, dim: int) -> None:
             indexed_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )"""
     )
+    con.execute(f"CREATE INDEX IF NOT EXISTS {CHUNKS_TABLE}_document ON {CHUNKS_TABLE} (document_id)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def _create_search_indexes(con: psycopg.Connection[Any]) -> None:
+    """HNSW and GIN, created *after* the first load's rows (a bulk build is far faster than inserting into
+    a graph row by row); later loads insert into both in place (``IF NOT EXISTS`` is then a no-op)."""
     con.execute(
         f"CREATE INDEX IF NOT EXISTS {CHUNKS_TABLE}_embedding_hnsw ON {CHUNKS_TABLE} "
         "USING hnsw (embedding vector_cosine_ops) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
     )
     con.execute(f"CREATE INDEX IF NOT EXISTS {CHUNKS_TABLE}_tsv_gin ON {CHUNKS_TABLE} USING gin (tsv)")
-    con.execute(f"CREATE INDEX IF NOT EXISTS {CHUNKS_TABLE}_document ON {CHUNKS_TABLE} (document_id)")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT)")
 
 
 def _stage(con: psycopg.Connection[Any], table: pa.Table, dim: int) -> None:
@@ -158,6 +163,7 @@ def build_pg_index(
             RETURNING (xmax = 0)"""
         ).fetchall()
         added = sum(1 for (fresh,) in inserted if fresh)
+        _create_search_indexes(con)
         removed = 0
         if prune:
             cursor = con.execute(
