@@ -10,13 +10,16 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from harvest_defs.cli import app
+
+if TYPE_CHECKING:
+    from harvest_defs.harvest.ledger import BatchLedger
 
 
 def _when(ts: float | None) -> str:
@@ -32,10 +35,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """List the ledger's batches and request states (no API call, no DuckDB lock)."""
-    from harvest_defs.harvest.ledger import BatchLedger
-
-    path = _ledger(home)
-    ledger = BatchLedger(path)
+    ledger = _ledger(home)
+    path = ledger.path
     batches = ledger.batches()
     requests = {p: ledger.request_counts_by_state(p) for p in sorted({b.provider for b in batches})}
     if as_json:
@@ -82,13 +83,17 @@ def status(
             )
 
 
-def _ledger(home: Path | None) -> Path:
+def _ledger(home: Path | None) -> BatchLedger:
+    """The ledger of ``HARVEST_BACKEND``: the file under the home (which must exist), or the server's."""
+    from harvest_defs.harvest.backends import BackendSettings, open_ledger
+
+    settings = BackendSettings.resolve()
     root = home or Path(os.environ.get("HARVEST_HOME") or ".harvest")
     path = root / "ledger.sqlite"
-    if not path.exists():
+    if settings.name == "duckdb" and not path.exists():
         typer.echo(f"no ledger at {path}: nothing has been submitted from this HARVEST_HOME", err=True)
         raise typer.Exit(code=1)
-    return path
+    return open_ledger(path, settings)
 
 
 @app.command()
@@ -99,9 +104,7 @@ def resubmit(
     ] = None,
 ) -> None:
     """Let the next submit send a lost batch's requests again — a deliberate re-payment, never automatic."""
-    from harvest_defs.harvest.ledger import BatchLedger
-
-    ledger = BatchLedger(_ledger(home))
+    ledger = _ledger(home)
     lost = [b for b in ledger.lost() if batch_id in (None, b.batch_id)]
     if batch_id is not None and not lost:
         typer.echo(f"batch {batch_id} is not lost in this ledger (see `harvest status`)", err=True)

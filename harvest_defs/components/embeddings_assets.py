@@ -57,9 +57,8 @@ def _embedder(
 
     def embed(todo: list[dict[str, Any]]) -> tuple[Iterator[Any], Callable[[], list[str]]]:
         from harvest_defs.defs.batches import has_open_batches
-        from harvest_defs.harvest.ledger import BatchLedger
 
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         open_batches = has_open_batches(ledger, spec.provider) and bool(
             ledger.in_flight(spec.provider, partition) or ledger.ended_uncollected(spec.provider, partition)
         )

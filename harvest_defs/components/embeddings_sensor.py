@@ -43,7 +43,6 @@ def build_embeddings_sensor(spec: EmbeddingsSpec, interval_seconds: int) -> dg.S
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, voyage: VoyageResource
     ) -> dg.SensorResult:
         from harvest_defs.defs.batches import has_open_batches, poll_ended_batches
-        from harvest_defs.harvest.ledger import BatchLedger
 
         requested, after = _cursor(context.cursor)
         runs: dict[str | None, dg.RunRequest] = {}
@@ -63,7 +62,7 @@ def build_embeddings_sensor(spec: EmbeddingsSpec, interval_seconds: int) -> dg.S
                 asset_selection=[key],
                 tags={"harvest/provider": spec.provider},
             )
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         if has_open_batches(ledger, spec.provider):  # else: no SDK import, no HTTP
             from harvest_defs.components.embeddings_assets import batch_harvester
 

@@ -30,10 +30,10 @@ def build_harvest_sensor(spec: HarvestSpec, interval_seconds: int) -> dg.SensorD
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource
     ) -> dg.SensorResult:
         from harvest_defs.defs.batches import poll_batches
-        from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST, BatchLedger
+        from harvest_defs.harvest.ledger import COLLECTED, ENDED, LOST
 
         partition_requests, runs = _partition_requests(context, spec, store)
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         submissions = ledger.open_submissions(spec.provider)
         requested = list(json.loads(context.cursor)) if context.cursor else []
         if submissions:
@@ -92,7 +92,6 @@ def _partition_requests(
     if spec.partition_column is None or spec.source.reads_warehouse:
         return [], []
     from harvest_defs.components.sources import distinct_values
-    from harvest_defs.harvest.ledger import BatchLedger
 
     known = set(context.instance.get_dynamic_partitions(spec.partitions_name))
     values = distinct_values(spec.source, store, spec.partition_column)
@@ -104,7 +103,7 @@ def _partition_requests(
         requests.append(
             dg.AddDynamicPartitionsRequest(partitions_def_name=spec.partitions_name, partition_keys=new)
         )
-    ledger = BatchLedger(store.ledger_path)
+    ledger = store.ledger()
     removable = []
     for gone in sorted(known - set(values)):
         last = _last_collect(context.instance, spec, gone)

@@ -70,7 +70,6 @@ def build_corpus_sensor(interval_seconds: int) -> dg.SensorDefinition:
     )
     def corpus_sensor(context: dg.SensorEvaluationContext, store: HarvestStoreResource) -> dg.SensorResult:
         from harvest_defs.harvest.corpus import collection_fingerprint, discover_collections
-        from harvest_defs.harvest.ledger import BatchLedger
 
         corpus = store.corpus_path
         names, refused = discover_collections(corpus)
@@ -88,7 +87,7 @@ def build_corpus_sensor(interval_seconds: int) -> dg.SensorDefinition:
                 if auto:
                     runs.append(_harvest(name, fingerprint, "new" if name in added else "changed"))
         removable: list[str] = []
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         for name in sorted(known - set(names)):
             empty = collection_fingerprint(corpus, name)  # the fingerprint of no files
             if last_fingerprint(context.instance, name) != empty:

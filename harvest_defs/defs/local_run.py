@@ -166,12 +166,10 @@ def run_chain(
     """
     import time
 
-    from harvest_defs.harvest.ledger import BatchLedger
-
     cursors = cursors if cursors is not None else {}
     step = on_step or (lambda name, done, total: None)
     store = (defs.resources or {})["store"]
-    ledger = BatchLedger(store.ledger_path)
+    ledger = store.ledger()
     out = ChainRun()
     tick = tick_sensor(defs, instance, "corpus_sensor", cursors.get("corpus_sensor"))
     cursors["corpus_sensor"] = tick.cursor

@@ -19,7 +19,9 @@ import dagster as dg
 from pydantic import Field
 
 if TYPE_CHECKING:  # the harvesters import the SDKs; keep them out of code-location loading
+    from harvest_defs.harvest.backends import BackendSettings
     from harvest_defs.harvest.claude import ClaudeBatchHarvester
+    from harvest_defs.harvest.ledger import BatchLedger
 
 DEFAULT_CLAUDE_MODEL = "claude-haiku-4-5"
 DEFAULT_VOYAGE_MODEL = "voyage-3.5"
@@ -40,6 +42,24 @@ class HarvestStoreResource(dg.ConfigurableResource):
 
     home: str | None = Field(default=None, description="Root folder; default $HARVEST_HOME or ./.harvest")
     corpus_dir: str | None = Field(default=None, description="Corpus folder; default the sample corpus")
+    backend: str | None = Field(
+        default=None, description="'duckdb' (local files) or 'postgres'; default $HARVEST_BACKEND"
+    )
+    postgres_dsn: str | None = Field(
+        default=None, repr=False, description="Set via EnvVar('HARVEST_POSTGRES_DSN'); never logged"
+    )
+
+    def backend_settings(self) -> BackendSettings:
+        """The backend switch: these fields first, then ``HARVEST_*`` variables (see ``harvest.backends``)."""
+        from harvest_defs.harvest.backends import BackendSettings
+
+        return BackendSettings.resolve(self.backend, self.postgres_dsn)
+
+    def ledger(self) -> BatchLedger:
+        """The batch ledger of this store's backend (the SQLite file at ``ledger_path`` by default)."""
+        from harvest_defs.harvest.backends import open_ledger
+
+        return open_ledger(self.ledger_path, self.backend_settings())
 
     @property
     def home_path(self) -> Path:
@@ -129,7 +149,7 @@ class AnthropicResource(dg.ConfigurableResource):
         return ClaudeBatchHarvester(
             api_key=self.api_key,
             base_url=self.resolved_base_url(),
-            ledger_path=store.ledger_path,
+            ledger_path=store.ledger(),
             raw_dir=store.raw_dir,
         )
 

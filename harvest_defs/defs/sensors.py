@@ -126,9 +126,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     def claude_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, anthropic: AnthropicResource
     ) -> dg.SensorResult:
-        from harvest_defs.harvest.ledger import BatchLedger
-
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         idle = not ledger.open_submissions(CLAUDE_PROVIDER) and not has_open_batches(ledger, CLAUDE_PROVIDER)
         if idle:  # nothing to poll: no SDK import, no HTTP
             return dg.SensorResult(skip_reason="no open submissions and no Claude batch in flight")
@@ -166,9 +164,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     def voyage_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, voyage: VoyageResource
     ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        from harvest_defs.harvest.ledger import BatchLedger
-
-        ledger = BatchLedger(store.ledger_path)
+        ledger = store.ledger()
         if not has_open_batches(ledger, VOYAGE_PROVIDER):
             yield dg.SkipReason(
                 "no Voyage Batch API job in flight (partitions under the threshold embed in real time)"

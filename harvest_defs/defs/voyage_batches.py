@@ -25,7 +25,7 @@ def batch_harvester(voyage: VoyageResource, store: HarvestStoreResource) -> Any:
     return VoyageBatchHarvester(
         **voyage.client_kwargs(),
         output_dimension=voyage.dims,
-        ledger_path=store.ledger_path,
+        ledger_path=store.ledger(),
         raw_dir=store.raw_dir,
     )
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import duckdb
 
 from harvest_defs.rag.embedders import QueryEmbedder
-from harvest_defs.rag.index import open_index
-from harvest_defs.rag.search import Filters, Hit, Mode, search_connection
+from harvest_defs.rag.search import Filters, Hit, Mode, open_search_connection, search_connection
 
 DEFAULT_ANSWER_MODEL = "claude-haiku-4-5"
 DEFAULT_MAX_TOKENS = 512
@@ -114,7 +113,7 @@ def answer(
     max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> Answer:
     """Retrieve the top-k chunks and ask Claude (real-time Messages API; ANTHROPIC_* env) to answer."""
-    con = open_index(rag_path)
+    con = open_search_connection(rag_path)
     try:
         hits = search_connection(con, question, embed_query, k, mode, filters)
     finally:
@@ -138,7 +137,7 @@ def answer_batch_prompts(
     harvester (``rag_answers``) at half the price. ``custom_id`` is the question id.
     """
     own = con is None
-    connection = open_index(rag_path) if con is None else con
+    connection = open_search_connection(rag_path) if con is None else con
     try:
         prompts = []
         for question_id, question in questions:

@@ -18,10 +18,12 @@ Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -172,8 +174,32 @@ def reciprocal_rank_fusion(
     return [replace(fused[cid], score=scores[cid]) for cid in ranked[:k]]
 
 
+def _backend_sql(con: Any) -> ModuleType:
+    """The per-backend SQL for ``con`` (``vector_search``, ``keyword_search``, ``read_meta``): this module's
+    for a DuckDB connection, ``pg_search``'s for a Postgres one. The one place search branches on backend."""
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        return sys.modules[__name__]
+    from harvest_defs.rag import pg_search
+
+    return pg_search
+
+
+def open_search_connection(rag_path: Path | str | None = None) -> Any:
+    """An index connection: the DuckDB file at ``rag_path``, or, with no path and
+    ``HARVEST_BACKEND=postgres``, the Postgres index (``harvest ask``/``search`` and ``answer`` use this)."""
+    if rag_path is None:
+        from harvest_defs.harvest.backends import BackendSettings
+
+        settings = BackendSettings.resolve()
+        if settings.name == "postgres":
+            from harvest_defs.rag.pg_index import connect_index
+
+            return connect_index(settings)
+    return open_index(rag_path)
+
+
 def search_connection(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Any,
     query: str,
     embed_query: QueryEmbedder | None,
     k: int = 5,
@@ -186,16 +212,19 @@ def search_connection(
     """``search`` on an open index connection (lets callers reuse one connection for many queries)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    sql = _backend_sql(con)
     if mode == "keyword":
-        return keyword_search(con, query, k, filters)
+        return sql.keyword_search(con, query, k, filters)
     if embed_query is None:
-        embed_query = index_query_embedder(read_meta(con))
+        embed_query = index_query_embedder(sql.read_meta(con))
     vector = embed_query(query)
     if mode == "vector":
-        return vector_search(con, vector, k, filters, exact=exact)
+        return sql.vector_search(con, vector, k, filters, exact=exact)
     pool = max(candidates, k)
     return reciprocal_rank_fusion(
-        vector_search(con, vector, pool, filters, exact=exact), keyword_search(con, query, pool, filters), k
+        sql.vector_search(con, vector, pool, filters, exact=exact),
+        sql.keyword_search(con, query, pool, filters),
+        k,
     )
 
 
@@ -215,7 +244,7 @@ def search(
     ``embed_query`` defaults to Voyage (``input_type="query"``) with the index's model and dimension;
     ``filters`` maps ``document_id`` / ``chunk_id`` / ``model`` to a value or list of values.
     """
-    con = open_index(rag_path)
+    con = open_search_connection(rag_path)
     try:
         return search_connection(
             con, query, embed_query, k, mode, filters, candidates=candidates, exact=exact

@@ -25,6 +25,7 @@ from harvest_defs.harvest.claude.results import (
 from harvest_defs.harvest.claude.stored import StoredRowsReport, stored_rows
 from harvest_defs.harvest.ledger import BatchLedger
 from harvest_defs.harvest.progress import BatchProgress
+from harvest_defs.harvest.storage import RawMirror
 
 if TYPE_CHECKING:
     import anthropic
@@ -38,6 +39,7 @@ class CollectMixin:
     """Reading batches back: needs ``client``, ``ledger``, ``raw_path``, ``poll_interval`` and ``log``."""
 
     ledger: BatchLedger
+    mirror: RawMirror
     poll_interval: float
     log: Callable[[str], None]
 
@@ -46,6 +48,9 @@ class CollectMixin:
         raise NotImplementedError
 
     def raw_path(self, batch_id: str) -> Path:
+        raise NotImplementedError
+
+    def manifest_path(self, request_set_hash: str) -> Path:
         raise NotImplementedError
 
     def _retrieve(self, batch_id: str) -> Any:
@@ -129,7 +134,7 @@ class CollectMixin:
             raise KeyError(f"batch {batch_id} is not in the ledger {self.ledger.path}")
         raw = self.raw_path(batch_id)
         ended_at = row.meta.get("api_ended_at")
-        if not raw.exists() or not ended_at:
+        if not self.mirror.fetch(raw) or not ended_at:
             batch = self._retrieve(batch_id)
             if batch.processing_status != "ended":
                 raise RuntimeError(f"batch {batch_id} has not ended ({batch.processing_status})")
@@ -141,7 +146,12 @@ class CollectMixin:
                 counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
             )
             download_results(self.client, batch_id, raw, expected, settings.DOWNLOAD_ATTEMPTS)
-        manifest = read_manifest(Path(row.meta["manifest"]))
+            self.mirror.publish(raw)
+        manifest_file = Path(row.meta["manifest"])
+        if not manifest_file.exists():  # written on another node (its own HARVEST_HOME): same key here
+            manifest_file = self.manifest_path(row.request_set_hash)
+            self.mirror.fetch(manifest_file)
+        manifest = read_manifest(manifest_file)
         model = str(row.meta.get("model", ""))
         unknown: list[str] = []
         # Ledger writes run on one background thread (in order) while dlt takes the table: SQLite and

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harvest_defs.harvest.backends import open_ledger
 from harvest_defs.harvest.claude import settings
 from harvest_defs.harvest.claude.client import make_client, resolve_api_key, resolve_base_url
 from harvest_defs.harvest.claude.collect import CollectMixin
@@ -50,6 +51,7 @@ from harvest_defs.harvest.ledger import (
     BatchLedger,
     LedgerBatch,
 )
+from harvest_defs.harvest.storage import raw_mirror
 
 if TYPE_CHECKING:
     import anthropic
@@ -133,7 +135,7 @@ class ClaudeBatchHarvester(CollectMixin):
         api_key: str | None = None,
         base_url: str | None = None,
         *,
-        ledger_path: Path | str,
+        ledger_path: Path | str | BatchLedger,
         raw_dir: Path | str,
         max_requests_per_batch: int = settings.MAX_REQUESTS_PER_BATCH,
         max_bytes_per_batch: int = settings.MAX_BYTES_PER_BATCH,
@@ -142,8 +144,9 @@ class ClaudeBatchHarvester(CollectMixin):
     ) -> None:
         self._api_key = api_key  # resolved lazily: validation and ledger reads need no key
         self.base_url = resolve_base_url(base_url)
-        self.ledger = BatchLedger(ledger_path)
+        self.ledger = open_ledger(ledger_path)  # a path, or a ledger a backend opened
         self.raw_dir = Path(raw_dir) / PROVIDER
+        self.mirror = raw_mirror(raw_dir)  # object storage (HARVEST_STORAGE_URL) for other nodes, or none
         self.max_requests_per_batch = max_requests_per_batch
         self.max_bytes_per_batch = max_bytes_per_batch
         self.poll_interval = poll_interval
@@ -309,6 +312,7 @@ class ClaudeBatchHarvester(CollectMixin):
         chunk_hash = set_hash((r.request_hash for r in chunk), provider=PROVIDER)
         manifest = self.manifest_path(chunk_hash)
         write_manifest(manifest, chunk)
+        self.mirror.publish(manifest)  # before the create: a collect run on another node will need it
         meta = {"model": model, "manifest": str(manifest)}
         attempt = 0
         while True:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from harvest_defs.harvest.backends import open_ledger
 from harvest_defs.harvest.hashing import set_hash, stable_hash
 from harvest_defs.harvest.ledger import BatchLedger, LedgerBatch
 from harvest_defs.harvest.progress import BatchProgress as SharedBatchProgress
@@ -93,7 +94,7 @@ class VoyageBatchHarvester:
         *,
         output_dimension: int | None = None,
         input_type: str | None = "document",
-        ledger_path: str | Path,
+        ledger_path: str | Path | BatchLedger,
         raw_dir: str | Path,
         poll_interval: float = 60.0,
         log: Callable[[str], None] | None = None,
@@ -109,7 +110,7 @@ class VoyageBatchHarvester:
         self.input_type = input_type
         self.truncation = truncation
         self.max_batch_inputs = max(1, min(max_batch_inputs, BATCH_MAX_INPUTS))
-        self.ledger = BatchLedger(ledger_path)
+        self.ledger = open_ledger(ledger_path)  # a path, or a ledger a backend opened
         self.raw_dir = Path(raw_dir) / PROVIDER
         # The ledger namespace of this harvester's batches: each VoyageEmbeddings component instance has
         # its own, so one instance's sensor never collects (or requests runs for) another's batches.
