@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from harvest_defs.defs.assets.answers import RAG_ANSWERS_BATCHES, RAG_ANSWERS_KEY
+from harvest_defs.defs.assets.chunks import CHUNK_EMBEDDINGS_KEY
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
@@ -97,7 +98,7 @@ def claude_collect_requests(
             dg.RunRequest(
                 run_key=f"collect-{CLAUDE_PROVIDER}-{partition}-{max(ids)}",
                 partition_key=partition,
-                asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY],
+                asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY],
                 tags={"harvest/provider": CLAUDE_PROVIDER, "harvest/submissions": ",".join(map(str, ids))},
             )
         )
@@ -114,7 +115,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="claude_batch_sensor",
         minimum_interval_seconds=interval_seconds,
-        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
+        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Polls in-flight Claude Message Batches; collects + embeds a partition when one ends "
@@ -183,10 +184,14 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         description="Rebuilds the RAG index (incrementally) after new summary embeddings land.",
     )
     def rag_index_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        records = context.instance.fetch_materializations(EMBEDDINGS_KEY, limit=1, ascending=False).records
+        records = [
+            r
+            for key in (EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY)  # passages land in the same collect run
+            for r in context.instance.fetch_materializations(key, limit=1, ascending=False).records
+        ]
         if not records:
             return dg.SkipReason("summary_embeddings has never been materialized")
-        latest = records[0].storage_id
+        latest = max(r.storage_id for r in records)
         index = context.instance.fetch_materializations(RAG_INDEX_KEY, limit=1, ascending=False).records
         if (context.cursor and int(context.cursor) >= latest) or (index and index[0].storage_id > latest):
             return dg.SkipReason("index is up to date with the latest embeddings")

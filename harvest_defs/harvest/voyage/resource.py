@@ -70,7 +70,12 @@ def _cached_rows(
 
 
 def reuse_cached(
-    inputs: Sequence[EmbedInput], model: str, input_type: str | None, dim: int, store: VectorStore
+    inputs: Sequence[EmbedInput],
+    model: str,
+    input_type: str | None,
+    dim: int,
+    store: VectorStore,
+    table_name: str = TABLE_NAME,
 ) -> tuple[list[EmbedInput], pa.Table | None]:
     """(inputs still to embed, rows rebuilt for free): the destination first, then the vector store.
 
@@ -78,7 +83,7 @@ def reuse_cached(
     was embedded before (any id: a rename, a revert, a load that failed after paying) gets that vector.
     Must run inside a dlt pipeline's extract for the destination lookup (else only the store is used).
     """
-    hits = cache.lookup(inputs, TABLE_NAME, model, input_type, dim)
+    hits = cache.lookup(inputs, table_name, model, input_type, dim)
     missing = {i.text_hash for i in inputs if i.embedding_id not in hits.present}
     hits.vectors.update(store.lookup(missing - hits.vectors.keys(), model, dim, input_type))
     return _cached_rows(inputs, hits, model, dim, input_type)
@@ -176,8 +181,12 @@ def embedding_tables(
     poll_interval: float = 60.0,
     strict: bool = False,
     window: int = DEFAULT_WINDOW,
+    table_name: str = TABLE_NAME,
 ) -> Iterator[pa.Table]:
     """The tables :func:`voyage_embeddings_batch` yields, for callers that wrap them in their own resource.
+
+    ``table_name``: the destination table the rows go to (its rows with the same id and text hash are
+    skipped), e.g. ``chunk_embeddings``.
 
     Must run inside a dlt pipeline's extract (like the resource) for the destination lookup. ``texts``
     is read ``window`` at a time (any iterable, Arrow, Polars or Parquet: ``harvest/streaming.py``), so
@@ -203,7 +212,7 @@ def embedding_tables(
         _log_rejected(prepared, model, spec.context_tokens)
         todo = prepared.inputs
         if skip_existing:
-            todo, reused = reuse_cached(todo, model, input_type, dim, store)
+            todo, reused = reuse_cached(todo, model, input_type, dim, store, table_name)
             if reused is not None:
                 reused_rows += reused.num_rows
                 yield reused
