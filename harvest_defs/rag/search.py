@@ -34,6 +34,9 @@ MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
 Filters = dict[str, str | Sequence[str]]
 FILTERABLE_COLUMNS = frozenset({"chunk_id", "document_id", "model"})
 RRF_K = 60
+# ``filters={"kind": "chunk"}`` keeps passages, ``"summary"`` the one-row-per-document summaries: a
+# passage's id is ``<document_id>--<hex>`` (rag/chunking.py), a summary row's id is its document id.
+KINDS = {"summary": "chunk_id = document_id", "chunk": "chunk_id <> document_id"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,13 @@ def _where(filters: Filters | None) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     for column, value in filters.items():
+        if column == "kind":
+            kinds = [value] if isinstance(value, str) else list(value)
+            unknown = [v for v in kinds if v not in KINDS]
+            if unknown:
+                raise ValueError(f"kind must be one of {sorted(KINDS)}, got {unknown}")
+            clauses.append("(" + " OR ".join(KINDS[v] for v in kinds) + ")")
+            continue
         if column not in FILTERABLE_COLUMNS:
             raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
         values = [value] if isinstance(value, str) else list(value)
@@ -163,6 +173,12 @@ def reciprocal_rank_fusion(
         scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + (hit.keyword_rank or 0))
     ranked = sorted(fused, key=lambda cid: (-scores[cid], fused[cid].vector_rank or 1 << 30, cid))
     return [replace(fused[cid], score=scores[cid]) for cid in ranked[:k]]
+
+
+def has_chunks(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the index holds passage rows (not only one summary row per document)."""
+    row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {CHUNKS_TABLE} WHERE {KINDS['chunk']})").fetchone()
+    return bool(row and row[0])
 
 
 def search_connection(
