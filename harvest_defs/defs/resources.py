@@ -167,6 +167,7 @@ class RagResource(dg.ConfigurableResource):
     contextual: bool = Field(
         default=False, description="Claude writes a situating context per chunk (Message Batches, cached)"
     )
+    context_model: str = Field(default="claude-haiku-5-5", description="Model writing the contexts")
     rerank: bool = Field(default=True, description="Voyage rerank of the fused candidates before answering")
     rerank_model: str = "rerank-2.5"
 

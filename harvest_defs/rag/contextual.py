@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from harvest_defs.rag.chunking import Chunk
 
 if TYPE_CHECKING:
-    from harvest_defs.harvest.claude import ClaudeBatchHarvester
+    from harvest_defs.harvest.claude import ClaudeBatchHarvester, SubmitReport
+    from harvest_defs.harvest.claude.prompts import PreparedPrompts
 
 DEFAULT_CONTEXT_MODEL = "claude-haiku-5-5"  # the cheapest in prices.toml; caches from 1,024 tokens
 CONTEXT_MAX_TOKENS = 120
@@ -94,6 +95,81 @@ def contextual_text(context: str | None, chunk_text: str) -> str:
     return f"{context.strip()}\n\n{chunk_text}" if context and context.strip() else chunk_text
 
 
+def request_contexts(
+    harvester: ClaudeBatchHarvester,
+    chunks: Sequence[Chunk],
+    documents: dict[str, str],
+    *,
+    model: str = DEFAULT_CONTEXT_MODEL,
+    max_tokens: int = CONTEXT_MAX_TOKENS,
+    partition_key: str = CONTEXT_PARTITION,
+) -> tuple[PreparedPrompts, SubmitReport]:
+    """Submit the context requests not yet answered or in flight; returns at once (no waiting)."""
+    prepared = harvester.prepare(context_prompts(chunks, documents), model, max_tokens)
+    return prepared, harvester.submit_prepared(prepared, partition_key=partition_key)
+
+
+def read_contexts(
+    harvester: ClaudeBatchHarvester,
+    prepared: PreparedPrompts,
+    chunks: Sequence[Chunk],
+    submitted: SubmitReport,
+) -> tuple[dict[str, str], set[str], ContextReport]:
+    """(contexts by chunk id, chunk ids whose context is still in a batch, the report) from what has ended.
+
+    Token counts and USD are those of the current passages' contexts (paid now or by an earlier run).
+    """
+    import pyarrow.compute as pc
+
+    from harvest_defs.harvest.claude.stored import StoredRowsReport
+    from harvest_defs.harvest.pricing import (
+        CACHE_READ_MULTIPLIER,
+        CACHE_WRITE_MULTIPLIER,
+        estimate_batch_usd,
+        estimate_cache_saving_usd,
+    )
+
+    by_custom_id = {context_custom_id(c.chunk_id): c.chunk_id for c in chunks}
+    by_hash = {r.request_hash: r.custom_id for r in prepared.requests}
+    report = ContextReport(
+        requests=len(prepared.requests),
+        requests_sent=submitted.requests_sent,
+        requests_cached=submitted.requests_cached,
+        batch_ids=list(submitted.new_batch_ids),
+    )
+    stored = StoredRowsReport()
+    contexts: dict[str, str] = {}
+    for table in harvester.stored_rows(prepared.requests, stored):
+        for row in table.select(["custom_id", "response", "success"]).to_pylist():
+            if row["success"] and row["response"]:
+                contexts[by_custom_id[row["custom_id"]]] = row["response"].strip()
+            else:
+                report.failed += 1
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ):
+            total = pc.sum(table.column(name)).as_py() or 0
+            setattr(report, name, getattr(report, name) + int(total))
+    for batch_id in stored.collected_batches:
+        harvester.mark_collected(batch_id)
+    pending = {by_custom_id[by_hash[h]] for h in stored.in_flight if h in by_hash}
+    model = prepared.model
+    # Paid: uncached input + cache reads at 0.1x + cache writes at 1.25x, and the output, at batch prices.
+    billed_input = (
+        report.input_tokens
+        + report.cache_read_input_tokens * CACHE_READ_MULTIPLIER
+        + report.cache_creation_input_tokens * CACHE_WRITE_MULTIPLIER
+    )
+    report.usd = estimate_batch_usd(model, round(billed_input), report.output_tokens)
+    report.cache_saving_usd = estimate_cache_saving_usd(
+        model, report.cache_read_input_tokens, report.cache_creation_input_tokens
+    )
+    return contexts, pending, report
+
+
 def situate_chunks(
     harvester: ClaudeBatchHarvester,
     chunks: Sequence[Chunk],
@@ -107,67 +183,23 @@ def situate_chunks(
 ) -> tuple[dict[str, str], ContextReport]:
     """``{chunk_id: context}`` for every passage, through one Message Batch pass (blocking until it ends).
 
-    Blocking on purpose for scripts and the eval; the harvester underneath is the chain's (ledger,
-    raw results, content-addressed cache), so a re-run sends nothing.
+    Blocking on purpose, for scripts and the eval (the chain submits and reads in separate runs); the
+    harvester underneath is the chain's (ledger, raw results, content-addressed cache), so a re-run sends
+    nothing.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from harvest_defs.harvest.claude.stored import StoredRowsReport
-    from harvest_defs.harvest.pricing import (
-        CACHE_READ_MULTIPLIER,
-        CACHE_WRITE_MULTIPLIER,
-        estimate_batch_usd,
-        estimate_cache_saving_usd,
-    )
-
-    prompts = context_prompts(chunks, documents)
-    by_custom_id = {context_custom_id(c.chunk_id): c.chunk_id for c in chunks}
-    prepared = harvester.prepare(prompts, model, max_tokens)
-    submitted = harvester.submit_prepared(prepared, partition_key=CONTEXT_PARTITION)
-    report = ContextReport(
-        requests=len(prompts),
-        requests_sent=submitted.requests_sent,
-        requests_cached=submitted.requests_cached,
-        batch_ids=list(submitted.new_batch_ids),
-    )
+    prepared, submitted = request_contexts(harvester, chunks, documents, model=model, max_tokens=max_tokens)
     if submitted.batch_ids:
         harvester.wait(submitted.batch_ids, poll_interval=poll_interval, timeout=timeout)
-    stored = StoredRowsReport()
-    contexts: dict[str, str] = {}
-    new = set(submitted.new_batch_ids)
-    for table in harvester.stored_rows(prepared.requests, stored):
-        rows = table.select(["custom_id", "response", "success", "batch_id"]).to_pylist()
-        for row in rows:
-            if row["success"] and row["response"]:
-                contexts[by_custom_id[row["custom_id"]]] = row["response"].strip()
-            else:
-                report.failed += 1
-        fresh = table.filter(pc.is_in(table.column("batch_id"), pa.array(sorted(new), pa.string())))
-        for name in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_input_tokens",
-            "cache_creation_input_tokens",
-        ):
-            total = pc.sum(fresh.column(name)).as_py() or 0
-            setattr(report, name, getattr(report, name) + int(total))
-    for batch_id in stored.collected_batches:
-        harvester.mark_collected(batch_id)
-    # Paid: uncached input + cache reads at 0.1x + cache writes at 1.25x, and the output, at batch prices.
-    billed_input = (
-        report.input_tokens
-        + report.cache_read_input_tokens * CACHE_READ_MULTIPLIER
-        + report.cache_creation_input_tokens * CACHE_WRITE_MULTIPLIER
-    )
-    report.usd = estimate_batch_usd(model, round(billed_input), report.output_tokens)
-    report.cache_saving_usd = estimate_cache_saving_usd(
-        model, report.cache_read_input_tokens, report.cache_creation_input_tokens
-    )
+    contexts, _, report = read_contexts(harvester, prepared, chunks, submitted)
     if log is not None:
-        log(
-            f"contextual retrieval: {report.requests} passages, {report.requests_sent} sent, "
-            f"{report.requests_cached} cached, {report.failed} failed; cache read "
-            f"{report.cache_read_input_tokens} tokens, saving ${report.cache_saving_usd:.4f}"
-        )
+        log(describe(report))
     return contexts, report
+
+
+def describe(report: ContextReport) -> str:
+    return (
+        f"contextual retrieval: {report.requests} passages, {report.requests_sent} sent, "
+        f"{report.requests_cached} cached, {report.failed} failed; cache read "
+        f"{report.cache_read_input_tokens} tokens, ${report.usd:.4f} at batch prices, cache saving "
+        f"${report.cache_saving_usd:.4f}"
+    )

@@ -24,7 +24,7 @@ def test_asset_chain_partitions_and_pools(corpus: Path) -> None:
         "chunk_embeddings",
     }
     chunks = graph.get(dg.AssetKey("chunk_embeddings"))  # issue 15: passages, beside the summaries
-    assert chunks.parent_keys == {dg.AssetKey("documents")}
+    assert chunks.parent_keys == {dg.AssetKey("documents"), dg.AssetKey("claude_summaries")}
     assert dg.AssetKey("chunk_embeddings") in graph.get(dg.AssetKey("rag_index")).parent_keys
     assert defs.resolve_assets_def("chunk_embeddings").op.pool == DUCKDB_POOL
     answers = graph.get(dg.AssetKey("rag_answers"))

@@ -114,3 +114,29 @@ def test_an_edit_re_embeds_only_its_passage_and_the_lifecycle_holds_per_chunk(
     finally:
         con.close()
     assert partitions == ["ops"]
+
+
+def test_contextual_option_embeds_context_plus_passage_with_the_document_cached(
+    tmp_path: Path, harvest_home: Path, bare_instance: dg.DagsterInstance, api_env: EmulatorServer
+) -> None:
+    from harvest_defs.defs.resources import RagResource
+    from harvest_defs_tests.rag.test_contextual import DOCUMENT
+
+    corpus = write_corpus(tmp_path / "corpus", {"product": {"zephyr.md": DOCUMENT}})
+    defs = build_defs(corpus, sensor_interval=1, resources={"rag": RagResource(contextual=True)})
+    cursors: dict[str, str | None] = {}
+    run_chain(defs, bare_instance, cursors=cursors, timeout=120)
+    stats = api_env.stats()
+    passages = chunk_rows(harvest_home)
+    # 1 summary request + 1 context request per passage; the document was read from the cache.
+    assert stats["anthropic_batch_requests"] == 1 + len(passages) and len(passages) >= 4
+    assert stats.get("anthropic_cache_read_input_tokens", 0) > 0
+    later = [text for cid, text in passages.items() if "Limit 5" in text]
+    assert later and all(text.startswith("Zephyr plan.") for text in later), later[:1]  # context first
+    indexed = dict(
+        rows(harvest_home / "rag.duckdb", "SELECT chunk_id, text FROM chunks WHERE chunk_id <> document_id")
+    )
+    assert indexed == passages  # BM25 and the answerer see context + passage too
+    before = costly(api_env)
+    run_chain(defs, bare_instance, cursors=cursors, timeout=120)
+    assert spent(before, api_env) == {}, "a re-run sends no context request and embeds nothing"

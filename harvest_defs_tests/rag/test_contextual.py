@@ -53,6 +53,7 @@ def test_every_passage_reads_the_cached_document_and_a_rerun_sends_nothing(
     assert report.cache_saving_usd > 0 and report.usd > 0
     stats = api_env.stats()
     assert stats.get("anthropic_batch_requests") == len(chunks)
+    assert stats.get("anthropic_cache_read_input_tokens", 0) == report.cache_read_input_tokens > 0
 
     again, second = situate_chunks(
         harvester, chunks, {"product__zephyr": DOCUMENT}, poll_interval=0.2, timeout=60

@@ -22,6 +22,7 @@ import dagster as dg
 import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
+from harvest_defs.defs.assets.claude import SUMMARIES_KEY
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
 from harvest_defs.defs.dlt_support import AssetKeyTranslator, definition_pipeline, run_dlt_locked
 from harvest_defs.defs.metadata import as_metadata, usd
@@ -145,7 +146,9 @@ def build_chunk_embeddings_asset(
         partitions_def=partitions_def,
         dagster_dlt_translator=AssetKeyTranslator(
             {CHUNK_TABLE_NAME: CHUNK_EMBEDDINGS_KEY},
-            deps=[DOCUMENTS_KEY],
+            # After claude_summaries in the collect run: with contexts on, that step polls and closes the
+            # partition's submissions, so ours (recorded here) must come after it to be seen by the sensor.
+            deps=[DOCUMENTS_KEY, SUMMARIES_KEY],
             description=(
                 "Voyage embeddings of the partition's document passages (structure-aware chunks with "
                 "content ids; optional Claude-written context); rows of gone passages deleted."
@@ -165,17 +168,26 @@ def build_chunk_embeddings_asset(
         partition = context.partition_key
         chunks = partition_chunks(read_snapshot(store, partition), rag) if rag.chunks else []
         contexts: dict[str, str] = {}
+        pending: set[str] = set()
         report: dict[str, Any] = {}
-        texts = [
-            {
-                "id": c.chunk_id,
-                "text": f"{contexts[c.chunk_id]}\n\n{c.text}" if c.chunk_id in contexts else c.text,
-            }
-            for c in chunks
-        ]
-        document_of = {c.chunk_id: c.document_id for c in chunks}
+        if rag.contextual and chunks:
+            from harvest_defs.defs.contextual_step import contexts_for
+
+            documents = read_snapshot(store, partition)
+            contexts, pending, report = contexts_for(
+                chunks, documents, anthropic, store, rag, partition, context.log
+            )
+        from harvest_defs.rag.contextual import contextual_text
+
+        ready = [c for c in chunks if c.chunk_id not in pending]
+        texts = [{"id": c.chunk_id, "text": contextual_text(contexts.get(c.chunk_id), c.text)} for c in ready]
+        document_of = {c.chunk_id: c.document_id for c in ready}
         current = partition_rows(store, CHUNK_TABLE, "embedding_id", [], partition)
-        deleted = sorted(r["embedding_id"] for r in current if r["embedding_id"] not in document_of)
+        deleted = sorted(
+            r["embedding_id"]
+            for r in current
+            if r["embedding_id"] not in document_of and r["embedding_id"] not in pending
+        )
         context.log.info(
             f"{len(chunks)} passages of {len({c.document_id for c in chunks})} documents in {partition!r}, "
             f"{len(deleted)} passage embeddings to delete"
