@@ -29,6 +29,14 @@ IndexOption = Annotated[
 ]
 KOption = Annotated[int, typer.Option("--k", min=1, max=100, help="Passages to retrieve.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+RerankOption = Annotated[
+    bool,
+    typer.Option("--rerank/--no-rerank", help="Rerank the fused candidates with Voyage before answering."),
+]
+RerankModelOption = Annotated[str, typer.Option("--rerank-model", help="Voyage reranker model.")]
+CandidatesOption = Annotated[
+    int, typer.Option("--candidates", min=1, max=1000, help="Fused candidates the reranker reads.")
+]
 
 
 def _check_mode(mode: str) -> str:
@@ -40,11 +48,12 @@ def _check_mode(mode: str) -> str:
 
 
 def _hits_table(hits: list[Hit], title: str) -> Table:
-    table = Table("#", "document", "score", "vec", "bm25", "text", title=title)
+    table = Table("#", "document", "passage", "score", "vec", "bm25", "text", title=title)
     for rank, hit in enumerate(hits, 1):
         table.add_row(
             str(rank),
             hit.document_id,
+            hit.chunk_id.removeprefix(hit.document_id) or "-",
             f"{hit.score:.4f}",
             str(hit.vector_rank or "-"),
             str(hit.keyword_rank or "-"),
@@ -66,8 +75,12 @@ def ask(
     mode: ModeOption = "hybrid",
     as_json: JsonOption = False,
     index: IndexOption = None,
+    rerank: RerankOption = True,
+    rerank_model: RerankModelOption = "rerank-2.5",
+    candidates: CandidatesOption = 30,
 ) -> None:
-    """Answer a question from the RAG index with Claude, citing the source documents."""
+    """Answer a question from the RAG index with Claude: the top passages (reranked), cited with their
+    documents."""
     from harvest_defs.rag.answer import answer
 
     console = Console()
@@ -75,7 +88,19 @@ def ask(
     index = resolve_index(index)
     try:
         with apis_for(index):
-            result = answer(question, k=k, mode=checked, rag_path=index)  # type: ignore[arg-type]
+            reranker = None
+            if rerank:
+                from harvest_defs.rag.rerank import voyage_reranker
+
+                reranker = voyage_reranker(rerank_model)
+            result = answer(
+                question,
+                k=k,
+                mode=checked,  # type: ignore[arg-type]
+                rag_path=index,
+                rerank=reranker,
+                candidates=candidates,
+            )
     except Exception as error:  # the CLI's boundary: report, exit 1
         _fail(console, error)
         return
@@ -83,7 +108,10 @@ def ask(
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return
     cited = ", ".join(result.cited_ids) or "none"
-    console.print(Panel(result.text, title="answer", subtitle=f"cited: {cited}", border_style="green"))
+    passages = f" (passages: {', '.join(result.cited_chunks)})" if result.cited_chunks else ""
+    console.print(
+        Panel(result.text, title="answer", subtitle=f"cited: {cited}{passages}", border_style="green")
+    )
     console.print(_hits_table(result.sources, "sources"))
 
 

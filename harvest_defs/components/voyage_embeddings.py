@@ -100,6 +100,7 @@ class VoyageEmbeddings(dg.Component):
                 extra[0],
                 f"preset {PRESET} takes its settings from the `voyage` resource; remove {extra}",
             )
+        from harvest_defs.defs.assets.chunks import build_chunk_embeddings_asset
         from harvest_defs.defs.assets.voyage import build_embeddings_assets
         from harvest_defs.defs.build import _definition_pipelines_dir
         from harvest_defs.defs.checks import embedding_dimensions, every_summary_embedded
@@ -109,7 +110,11 @@ class VoyageEmbeddings(dg.Component):
         sensors = build_sensors(sensor_interval_seconds())
         return dg.Definitions.merge(
             dg.Definitions(
-                assets=[build_embeddings_assets(collection_partitions(), _definition_pipelines_dir())],
+                assets=[
+                    build_embeddings_assets(collection_partitions(), _definition_pipelines_dir()),
+                    # issue 15: the passages ride in the same collect run (claude_batch_sensor asks for both)
+                    build_chunk_embeddings_asset(collection_partitions(), _definition_pipelines_dir()),
+                ],
                 asset_checks=[embedding_dimensions, every_summary_embedded],
                 sensors=[s for s in sensors if s.name == "voyage_batch_sensor"],
             ),

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from harvest_defs.defs.assets.answers import rag_answers
+from harvest_defs.defs.assets.chunks import build_chunk_embeddings_asset
 from harvest_defs.defs.assets.claude import build_collect_assets, build_submit_asset
 from harvest_defs.defs.assets.documents import build_documents_asset
 from harvest_defs.defs.assets.rag import rag_index
@@ -50,6 +51,7 @@ def build_defs(
             build_submit_asset(partitions),
             build_collect_assets(partitions, pipelines_dir),
             build_embeddings_assets(partitions, pipelines_dir),
+            build_chunk_embeddings_asset(partitions, pipelines_dir),
         ]
     bound = default_resources()
     # The corpus is read by runs and sensors, never at load: a folder added later needs no reload.

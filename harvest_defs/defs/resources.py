@@ -176,6 +176,25 @@ class VoyageResource(dg.ConfigurableResource):
         return {"api_key": self.api_key, "base_url": self.resolved_base_url(), "model": self.model}
 
 
+class RagResource(dg.ConfigurableResource):
+    """Passage retrieval settings (issue 15): chunking, contextual retrieval and rerank.
+
+    Chunks are on by default: they cost Voyage tokens only for new or edited passages (content ids).
+    Contextual retrieval is off by default: it is one Claude request per chunk (batched, the document
+    read from the prompt cache), a real cost on a large corpus.
+    """
+
+    chunks: bool = Field(default=True, description="Embed and index document passages (chunk_embeddings)")
+    chunk_max_tokens: int = Field(default=300, description="Passage budget in tokens (~4 characters each)")
+    chunk_overlap_tokens: int = Field(default=40, description="Overlap between passages of one section")
+    contextual: bool = Field(
+        default=False, description="Claude writes a situating context per chunk (Message Batches, cached)"
+    )
+    context_model: str = Field(default="claude-haiku-5-5", description="Model writing the contexts")
+    rerank: bool = Field(default=True, description="Voyage rerank of the fused candidates before answering")
+    rerank_model: str = "rerank-2.5"
+
+
 def default_resources() -> dict[str, Any]:
     """The resources ``Definitions`` binds: keys only as ``EnvVar`` so they never reach run config."""
     from dagster_dlt import DagsterDltResource
@@ -184,5 +203,6 @@ def default_resources() -> dict[str, Any]:
         "store": HarvestStoreResource(),
         "anthropic": AnthropicResource(api_key=dg.EnvVar("ANTHROPIC_API_KEY")),
         "voyage": VoyageResource(api_key=dg.EnvVar("VOYAGE_API_KEY")),
+        "rag": RagResource(),
         "dlt": DagsterDltResource(),
     }

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from harvest_defs.defs.assets.answers import RAG_ANSWERS_BATCHES, RAG_ANSWERS_KEY
+from harvest_defs.defs.assets.chunks import CHUNK_EMBEDDINGS_KEY
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER, SUMMARIES_KEY
 from harvest_defs.defs.assets.rag import PARTITIONS_TAG, RAG_INDEX_KEY
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
@@ -99,7 +100,7 @@ def claude_collect_requests(
             dg.RunRequest(
                 run_key=f"collect-{CLAUDE_PROVIDER}-{partition}-{max(ids)}",
                 partition_key=partition,
-                asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY],
+                asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY],
                 tags={"harvest/provider": CLAUDE_PROVIDER, "harvest/submissions": ",".join(map(str, ids))},
             )
         )
@@ -116,7 +117,7 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="claude_batch_sensor",
         minimum_interval_seconds=interval_seconds,
-        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
+        asset_selection=[SUMMARIES_KEY, EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Polls in-flight Claude Message Batches; collects + embeds a partition when one ends "
@@ -190,6 +191,9 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     return [build_corpus_sensor(interval_seconds), claude_batch_sensor, voyage_batch_sensor, rag_index_sensor]
 
 
+# The assets whose rows the index holds: summary embeddings and document passages.
+_INDEXED_KEYS = (EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY)
+
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -214,7 +218,8 @@ def _embedding_runs_active(instance: dg.DagsterInstance) -> int:
     return sum(
         1
         for record in records
-        if record.dagster_run.asset_selection and EMBEDDINGS_KEY in record.dagster_run.asset_selection
+        if record.dagster_run.asset_selection
+        and any(key in record.dagster_run.asset_selection for key in _INDEXED_KEYS)
     )
 
 
@@ -226,9 +231,13 @@ def rag_index_request(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
     then make one index run, not three (the last of which used to read "rows_added 0").
     """
     after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=EMBEDDINGS_KEY, after_storage_id=after), limit=1000
-    ).records
+    records = [
+        record
+        for key in _INDEXED_KEYS  # passages land in the same collect run as the summary embeddings
+        for record in context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=1000
+        ).records
+    ]
     if not records:
         if after is None:
             return dg.SkipReason("summary_embeddings has never been materialized")

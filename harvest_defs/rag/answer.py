@@ -14,11 +14,22 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from harvest_defs.rag.embedders import QueryEmbedder
-from harvest_defs.rag.search import Filters, Hit, Mode, open_search_connection, search_connection
+from harvest_defs.rag.search import (
+    Filters,
+    Hit,
+    Mode,
+    has_chunks,
+    open_search_connection,
+    search_connection,
+)
+
+if TYPE_CHECKING:
+    from harvest_defs.rag.rerank import Reranker
 
 DEFAULT_ANSWER_MODEL = "claude-haiku-4-5"
 DEFAULT_MAX_TOKENS = 512
@@ -29,7 +40,8 @@ INSTRUCTION = (
 SYSTEM_PROMPT = "You answer questions about internal documents concisely and always cite source ids."
 MAX_SOURCE_CHARS = 4000
 _HEADING = re.compile(r"^#+\s*(.+?)\s*$", re.MULTILINE)
-_CITATION = re.compile(r"\[(?:source\s+)?([A-Za-z0-9_-]{1,64})\]")
+# Passage ids are a document id (<= 64) + "--" + 12 hex.
+_CITATION = re.compile(r"\[(?:source\s+)?([A-Za-z0-9_-]{1,80})\]")
 
 
 @dataclass(frozen=True)
@@ -42,12 +54,16 @@ class Answer:
     cited_ids: list[str]
     model: str
     usage: dict[str, int] = field(default_factory=dict)
+    cited_chunks: list[str] = field(default_factory=list)  # passage ids cited (their documents in cited_ids)
+    reranked: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
             "question": self.question,
             "answer": self.text,
             "cited_ids": self.cited_ids,
+            "cited_chunks": self.cited_chunks,
+            "reranked": self.reranked,
             "model": self.model,
             "usage": self.usage,
             "sources": [hit.as_dict() for hit in self.sources],
@@ -64,22 +80,73 @@ def _plain(text: str) -> str:
     return " ".join(text.split())
 
 
+def source_id(hit: Hit) -> str:
+    """What the answerer cites: the passage id for a passage, the document id for a summary row."""
+    return hit.chunk_id if hit.chunk_id != hit.document_id else hit.document_id
+
+
+def _source_block(hit: Hit) -> str:
+    if hit.chunk_id == hit.document_id:
+        return f"[source {hit.document_id}] {_plain(hit.text)[:MAX_SOURCE_CHARS]}"
+    # A passage opens with its place in the document ("Title > Section", rag/chunking.embed_text): the
+    # answerer sees which document (title and id) the passage comes from.
+    place, _, content = hit.text.partition("\n\n")
+    where = (
+        f"(document {hit.document_id}: {' '.join(place.split())})"
+        if content
+        else f"(document {hit.document_id})"
+    )
+    return f"[source {hit.chunk_id}] {where} {_plain(content or place)[:MAX_SOURCE_CHARS]}"
+
+
 def build_prompt(question: str, hits: Sequence[Hit]) -> str:
     """The user message: instruction line, blank line, sources best-first, question last."""
-    blocks = [f"[source {hit.document_id}] {_plain(hit.text)[:MAX_SOURCE_CHARS]}" for hit in hits]
+    blocks = [_source_block(hit) for hit in hits]
     body = "\n\n".join(blocks) if blocks else "(no sources found)"
     return f"{INSTRUCTION}\n\n{body}\n\nQuestion: {question.strip()}"
 
 
 def cited_source_ids(answer_text: str, hits: Sequence[Hit]) -> list[str]:
-    """Source ids the answer cites, in order of first mention, restricted to the sources given."""
-    known = {hit.document_id for hit in hits}
+    """Document ids the answer cites (directly or through one of their passages), in order of mention."""
+    return cited_ids(answer_text, hits)[0]
+
+
+def cited_ids(answer_text: str, hits: Sequence[Hit]) -> tuple[list[str], list[str]]:
+    """(documents, passages) the answer cites, in order of first mention, restricted to the sources given."""
+    documents = {hit.document_id: hit.document_id for hit in hits}
+    passages = {hit.chunk_id: hit.document_id for hit in hits if hit.chunk_id != hit.document_id}
     cited: list[str] = []
+    chunks: list[str] = []
     for match in _CITATION.finditer(answer_text):
-        doc_id = match.group(1)
-        if doc_id in known and doc_id not in cited:
+        found = match.group(1)
+        doc_id = passages.get(found) or documents.get(found)
+        if found in passages and found not in chunks:
+            chunks.append(found)
+        if doc_id is not None and doc_id not in cited:
             cited.append(doc_id)
-    return cited
+    return cited, chunks
+
+
+def retrieve(
+    con: duckdb.DuckDBPyConnection,
+    question: str,
+    embed_query: QueryEmbedder | None,
+    k: int,
+    mode: Mode,
+    filters: Filters | None = None,
+    *,
+    rerank: Reranker | None = None,
+    candidates: int = 30,
+) -> list[Hit]:
+    """The answer's sources: passages when the index has them (else the summary rows), hybrid-fused, then
+    reranked over ``candidates`` when a reranker is given."""
+    scoped = dict(filters or {})
+    if "kind" not in scoped and has_chunks(con):
+        scoped["kind"] = "chunk"
+    if rerank is None:
+        return search_connection(con, question, embed_query, k, mode, scoped or None)
+    pool = search_connection(con, question, embed_query, max(k, candidates), mode, scoped or None)
+    return rerank(question, pool, k)
 
 
 def _ask_claude(prompt: str, model: str, max_tokens: int) -> tuple[str, dict[str, int]]:
@@ -111,15 +178,19 @@ def answer(
     embed_query: QueryEmbedder | None = None,
     model: str = DEFAULT_ANSWER_MODEL,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    rerank: Reranker | None = None,
+    candidates: int = 30,
 ) -> Answer:
-    """Retrieve the top-k chunks and ask Claude (real-time Messages API; ANTHROPIC_* env) to answer."""
+    """Retrieve the top-k passages (reranked when ``rerank`` is given) and ask Claude (real-time Messages
+    API; ANTHROPIC_* env) to answer, citing passage and document."""
     con = open_search_connection(rag_path)
     try:
-        hits = search_connection(con, question, embed_query, k, mode, filters)
+        hits = retrieve(con, question, embed_query, k, mode, filters, rerank=rerank, candidates=candidates)
     finally:
         con.close()
     text, usage = _ask_claude(build_prompt(question, hits), model, max_tokens)
-    return Answer(question, text, hits, cited_source_ids(text, hits), model, usage)
+    documents, chunks = cited_ids(text, hits)
+    return Answer(question, text, hits, documents, model, usage, chunks, rerank is not None)
 
 
 def answer_batch_prompts(

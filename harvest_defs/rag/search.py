@@ -39,6 +39,9 @@ MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
 Filters = dict[str, str | Sequence[str]]
 FILTERABLE_COLUMNS = frozenset({"chunk_id", "document_id", "model"})
 RRF_K = 60
+# ``filters={"kind": "chunk"}`` keeps passages, ``"summary"`` the one-row-per-document summaries: a
+# passage's id is ``<document_id>--<hex>`` (rag/chunking.py), a summary row's id is its document id.
+KINDS = {"summary": "chunk_id = document_id", "chunk": "chunk_id <> document_id"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ def _where(filters: Filters | None) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     for column, value in filters.items():
+        if column == "kind":
+            kinds = [value] if isinstance(value, str) else list(value)
+            unknown = [v for v in kinds if v not in KINDS]
+            if unknown:
+                raise ValueError(f"kind must be one of {sorted(KINDS)}, got {unknown}")
+            clauses.append("(" + " OR ".join(KINDS[v] for v in kinds) + ")")
+            continue
         if column not in FILTERABLE_COLUMNS:
             raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
         values = [value] if isinstance(value, str) else list(value)
@@ -196,6 +206,15 @@ def open_search_connection(rag_path: Path | str | None = None) -> Any:
 
             return connect_index(settings)
     return open_index(rag_path)
+
+
+def has_chunks(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the index holds passage rows (not only one summary row per document). The Postgres index
+    holds summary rows only (passages are not loaded there yet)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return False
+    row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {CHUNKS_TABLE} WHERE {KINDS['chunk']})").fetchone()
+    return bool(row and row[0])
 
 
 def search_connection(

@@ -18,7 +18,15 @@ CHAIN = ["documents", "claude_summary_batches", "claude_summaries", "summary_emb
 def test_asset_chain_partitions_and_pools(corpus: Path) -> None:
     defs = build_defs(corpus)
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {*CHAIN, "rag_answers"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        *CHAIN,
+        "rag_answers",
+        "chunk_embeddings",
+    }
+    chunks = graph.get(dg.AssetKey("chunk_embeddings"))  # issue 15: passages, beside the summaries
+    assert chunks.parent_keys == {dg.AssetKey("documents"), dg.AssetKey("claude_summaries")}
+    assert dg.AssetKey("chunk_embeddings") in graph.get(dg.AssetKey("rag_index")).parent_keys
+    assert defs.resolve_assets_def("chunk_embeddings").op.pool == DUCKDB_POOL
     answers = graph.get(dg.AssetKey("rag_answers"))
     assert answers.parent_keys == {dg.AssetKey("rag_index")} and answers.partitions_def is None
     assert defs.resolve_assets_def("rag_answers").op.pool == DUCKDB_POOL

@@ -15,6 +15,7 @@ import pytest
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.emulator.content import embed_text
 from harvest_defs.rag.index import build_index
+from harvest_defs_tests.defs.conftest import bare_instance, harvest_home  # noqa: F401 (the chain's fixtures)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "harvest_defs" / "sample_corpus"
 DIM = 1024

@@ -1,4 +1,4 @@
-"""``rag_index``: the DuckDB RAG index (native FLOAT[dim] + HNSW + BM25) over every summary embedding.
+"""``rag_index``: the DuckDB RAG index (native FLOAT[dim] + HNSW + BM25) over summaries and passages.
 
 Unpartitioned on purpose: one index answers questions over the whole corpus. It is rebuilt incrementally
 from the warehouse (only new/changed rows are added), and ``rag_index_sensor`` requests it whenever a
@@ -9,6 +9,7 @@ import time
 
 import dagster as dg
 
+from harvest_defs.defs.assets.chunks import CHUNK_EMBEDDINGS_KEY, CHUNK_TABLE
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
 from harvest_defs.defs.metadata import as_metadata
 from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, VoyageResource
@@ -40,17 +41,43 @@ LEFT JOIN (SELECT DISTINCT ON (document_id) document_id, text, text_hash FROM re
 """
 
 
-def index_rows_sql(store: HarvestStoreResource) -> str:
+# Passage rows (issue 15): the passage as embedded (heading path + text, or context + passage) is what
+# BM25 indexes and the answerer reads; ``chunk_id`` = ``<document_id>--<hex>`` never equals a document id,
+# which is how search tells passages from summary rows.
+CHUNK_ROWS_SQL = f"""
+SELECT embedding_id AS chunk_id, document_id, text, model, text_hash, embedding
+FROM {CHUNK_TABLE} WHERE document_id IS NOT NULL
+"""
+
+
+def index_rows_sql(store: HarvestStoreResource, with_chunks: bool = False) -> str:
     files = sorted(store.documents_dir.glob("*.parquet")) if store.documents_dir.exists() else []
     if not files:
-        return INDEX_ROWS_SQL
-    quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return INDEX_ROWS_WITH_DOCUMENTS_SQL.format(files=f"[{quoted}]")
+        summaries = INDEX_ROWS_SQL
+    else:
+        quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        summaries = INDEX_ROWS_WITH_DOCUMENTS_SQL.format(files=f"[{quoted}]")
+    return f"{summaries} UNION ALL {CHUNK_ROWS_SQL}" if with_chunks else summaries
+
+
+def _has_chunk_table(store: HarvestStoreResource) -> bool:
+    from harvest_defs.defs.warehouse import table_exists
+
+    if not store.warehouse_path.exists():
+        return False
+    import duckdb
+
+    with store.duckdb_lock(store.warehouse_path, exclusive=False):
+        con = duckdb.connect(str(store.warehouse_path), read_only=True)
+        try:
+            return table_exists(con, CHUNK_TABLE)
+        finally:
+            con.close()
 
 
 @dg.asset(
     key=RAG_INDEX_KEY,
-    deps=[EMBEDDINGS_KEY],
+    deps=[EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY],
     group_name="harvest",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
@@ -60,7 +87,8 @@ def rag_index(
     context: dg.AssetExecutionContext, store: HarvestStoreResource, voyage: VoyageResource
 ) -> dg.MaterializeResult:
     started = time.monotonic()
-    rows = query_arrow(store, store.warehouse_path, index_rows_sql(store), needs=VOYAGE_TABLE)
+    sql = index_rows_sql(store, with_chunks=_has_chunk_table(store))
+    rows = query_arrow(store, store.warehouse_path, sql, needs=VOYAGE_TABLE)
     from harvest_defs.rag.index import REQUIRED_COLUMNS, build_index
 
     if rows is None:  # nothing embedded yet (an empty or unreadable corpus): the index is empty too

@@ -177,8 +177,12 @@ def prepare_prompts(
             problems.append(f"text must be a string, got {type(text).__name__}")
         elif not text.strip():
             problems.append("text is empty or whitespace")
+        prefix = prompt.get("cached_prefix")
+        if prefix is not None and not (isinstance(prefix, str) and prefix.strip()):
+            problems.append("cached_prefix must be a non-empty string")
+            prefix = None
         if isinstance(text, str) and isinstance(p_max, int) and isinstance(p_system, str | None):
-            tokens = estimate_prompt_tokens(text, p_system)
+            tokens = estimate_prompt_tokens(text + (prefix or ""), p_system)
             window = context_window(model)
             if tokens + p_max > window:
                 problems.append(
@@ -201,6 +205,16 @@ def prepare_prompts(
             "max_tokens": p_max,
             "messages": [{"role": "user", "content": text}],
         }
+        if prefix:  # only when given: requests without it hash exactly as before
+            params["messages"] = [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": prefix, "cache_control": {"type": "ephemeral"}},
+                        {"type": "text", "text": text},
+                    ],
+                }
+            ]
         if p_system:
             params["system"] = (
                 [{"type": "text", "text": p_system, "cache_control": {"type": "ephemeral"}}]

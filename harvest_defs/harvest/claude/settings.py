@@ -26,7 +26,9 @@ DOWNLOAD_ATTEMPTS = 5
 # The API's custom_id rule (a request whose id does not match is rejected at create).
 CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Keys a prompt mapping may carry: the seed guide's text/custom_id/max_tokens plus per-prompt overrides.
-PROMPT_KEYS = frozenset({"text", "custom_id", "system", "max_tokens", "temperature"})
+# ``cached_prefix``: a text block sent before ``text`` in the user message with ``cache_control``, so
+# many requests about one long document read it from the prompt cache (contextual retrieval, rag/).
+PROMPT_KEYS = frozenset({"text", "custom_id", "system", "max_tokens", "temperature", "cached_prefix"})
 
 # Arrow tables handed to dlt hold at most this many rows (in practice one per 8 MB JSON block, ~18k).
 # Why not 10k: every chunk rebuilds the custom_id hash set of the manifest for ``index_in``; measured on

@@ -185,6 +185,9 @@ def embedding_tables(
 ) -> Iterator[pa.Table]:
     """The tables :func:`voyage_embeddings_batch` yields, for callers that wrap them in their own resource.
 
+    ``table_name``: the destination table the rows go to (its rows with the same id and text hash are
+    skipped), e.g. ``chunk_embeddings``.
+
     Must run inside a dlt pipeline's extract (like the resource) for the destination lookup. ``texts``
     is read ``window`` at a time (any iterable, Arrow, Polars or Parquet: ``harvest/streaming.py``), so
     memory is bounded by the window; progress is logged per window. ``table_name`` is the destination

@@ -1,0 +1,45 @@
+"""The retrieval eval, small: the mechanics it reports hold on 6 long documents / 24 questions (emulator).
+
+What it proves (not model quality — the emulator's embeddings are lexical): a whole-document summary
+finds the document but shows the answerer only its first 4,000 characters; passages make the answer
+retrievable; the situating context (the emulator writes the document's opening sentences) puts the
+service's name on every passage; the reranker is called once per question; contexts read the cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harvest_defs.emulator import EmulatorServer
+from harvest_defs.rag.eval_corpus import NAMES, generate
+from harvest_defs.rag.eval_run import run_eval
+
+
+def test_corpus_is_deterministic_and_each_answer_is_one_passage() -> None:
+    docs, questions = generate(30, 4)
+    assert (docs, questions) == generate(30, 4) and len(questions) >= 100
+    by_id = {d.document_id: d for d in docs}
+    for q in questions:
+        assert by_id[q.document_id].text.count(q.answer) == 1
+        (name,) = [n for n in NAMES if f"the {n} service" in q.question]
+        intro, _, sections = by_id[q.document_id].text.partition("\n## ")
+        assert name in intro and name not in sections  # only the opening names the service
+    assert min(len(d.text) for d in docs) > 4000 * 1.5  # longer than what a summary row shows
+
+
+def test_small_eval_against_the_emulator(tmp_path: Path, api_env: EmulatorServer) -> None:
+    docs, questions = generate(6, 4)
+    before = api_env.stats()
+    results = run_eval(docs, questions, tmp_path, log=lambda _: None)
+    stats = api_env.stats()
+    methods = results["methods"]
+    assert results["questions"] == 24 and results["passages"] > 6 * 8
+    assert methods["document_summaries (document found)"]["recall@5"] == 1.0
+    assert methods["document_summaries"]["recall@5"] < 1.0  # the passage is past the shown window
+    assert methods["chunks_contextual"]["recall@5"] > methods["chunks"]["recall@5"]
+    assert methods["chunks_contextual"]["recall@5"] >= 0.9
+    rerank_calls = stats.get("voyage_rerank_calls", 0) - before.get("voyage_rerank_calls", 0)
+    assert rerank_calls == 2 * len(questions)  # chunks + rerank, contextual + rerank
+    cost = results["contextual_cost"]
+    assert cost["context_requests_sent"] == results["passages"]
+    assert cost["context_cache_read_input_tokens"] > 0 and cost["context_cache_saving_usd"] > 0
