@@ -198,12 +198,12 @@ def open_view(path: Path) -> Index | None:
         return None
 
 
-def candidates(graph: Index | Path, vector: np.ndarray, k: int) -> list[int]:
-    """Keys of the graph's nearest candidates for ``vector``: ``max(2k, MIN_CANDIDATES)`` of them."""
+def candidates(graph: Index | Path, vector: np.ndarray, k: int, *, oversample: int = 2) -> list[int]:
+    """Keys of the graph's nearest candidates for ``vector``: ``max(oversample * k, MIN_CANDIDATES)``."""
     index = open_view(graph) if isinstance(graph, Path) else graph
     if index is None:
         raise FileNotFoundError(f"no usearch graph at {graph}")
-    count = max(2 * k, MIN_CANDIDATES)
+    count = max(oversample * k, MIN_CANDIDATES)
     if index.expansion_search < max(HNSW_EF_SEARCH, count):
         index.expansion_search = max(HNSW_EF_SEARCH, count)  # type: ignore[misc]  # (the stub lacks the setter)
     matches = index.search(np.asarray(vector, dtype=np.float32), count)
@@ -217,15 +217,17 @@ def remove_stale_sidecars(index_path: Path, keep: set[str]) -> None:
             old.unlink(missing_ok=True)
 
 
-def rerank_sql(keys: list[int], k: int) -> str:
+def rerank_sql(keys: list[int], k: int, where: str = "") -> str:
     """Top-k of the graph's candidates by the exact float32 distance (the same columns as the HNSW SQL).
 
     Keys are literal integers so DuckDB answers the IN list from the ART index on ``ann_key`` (a point
-    lookup per key) instead of scanning the table.
+    lookup per key) instead of scanning the table. ``where`` (a search filter) post-filters them.
     """
     listed = ", ".join(str(int(key)) for key in keys) or "NULL"
+    extra = f" AND ({where})" if where else ""
     return (
         "SELECT chunk_id, document_id, text, "
         "array_cosine_distance(embedding, getvariable('qv')) AS distance "
-        f"FROM {CHUNKS_TABLE} WHERE {KEY_COLUMN} IN ({listed}) ORDER BY distance, chunk_id LIMIT {int(k)}"
+        f"FROM {CHUNKS_TABLE} WHERE {KEY_COLUMN} IN ({listed}){extra} "
+        f"ORDER BY distance, chunk_id LIMIT {int(k)}"
     )

@@ -41,6 +41,9 @@ FILTERABLE_COLUMNS = frozenset({"chunk_id", "document_id", "model"})
 RRF_K = 60
 # ``filters={"kind": "chunk"}`` keeps passages, ``"summary"`` the one-row-per-document summaries: a
 # passage's id is ``<document_id>--<hex>`` (rag/chunking.py), a summary row's id is its document id.
+# Candidates per wanted hit when a filter post-filters the graph's answers (passages are most rows).
+FILTER_OVERSAMPLE = 10
+
 KINDS = {"summary": "chunk_id = document_id", "chunk": "chunk_id <> document_id"}
 
 
@@ -126,13 +129,18 @@ def vector_search(
     *,
     exact: bool = False,
 ) -> list[Hit]:
-    """Top-k by cosine similarity: HNSW unless ``exact`` or filtered (then a brute-force scan)."""
+    """Top-k by cosine similarity: the HNSW graph unless ``exact``; a brute-force scan when asked, or when
+    a filter leaves fewer than k of the graph's (oversampled) candidates."""
     set_query_vector(con, vector)
     where, params = _where(filters)
-    graph = None if (exact or where) else ann.graph_for(con)
+    graph = None if exact else ann.graph_for(con)
     if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
-        rows = con.execute(ann.rerank_sql(ann.candidates(graph, vector, k), k)).fetchall()
-        return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
+        # A filter (``kind: chunk`` on every `harvest ask` over passages) post-filters the candidates, so
+        # take more of them; only when too few pass does the query fall back to the exact scan.
+        keys = ann.candidates(graph, vector, k, oversample=FILTER_OVERSAMPLE if where else 2)
+        rows = con.execute(ann.rerank_sql(keys, k, where), params).fetchall()
+        if not where or len(rows) >= k or len(keys) >= len(graph):
+            return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
     if not (exact or where):  # an index built before the sidecar: vss's persisted HNSW index
         con.execute(f"SET hnsw_ef_search = {max(HNSW_EF_SEARCH, k)}")
         # DuckDB's late materialization would join the k index hits back to a full scan of the table

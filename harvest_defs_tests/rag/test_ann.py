@@ -181,3 +181,33 @@ def test_a_reader_open_across_two_rebuilds_keeps_answering_from_its_own_graph(tm
         assert vector_search(fresh, query, 1)[0].score < 0.999
     finally:
         fresh.close()
+
+
+def test_a_filtered_query_uses_the_graph_and_matches_the_exact_filtered_scan(tmp_path: Path) -> None:
+    """``harvest ask`` over passages filters ``kind: chunk``: the graph's oversampled candidates are
+    post-filtered, and a filter that leaves too few of them falls back to the exact scan."""
+    summaries = {f"doc-{i}": f"Summary of document {i} about topic {i % 7}." for i in range(40)}
+    passages = {
+        f"doc-{i}#p{j}": f"Passage {j} of document {i}: topic {i % 7} detail {j}"
+        for i in range(40)
+        for j in range(5)
+    }
+    table = rows_for({**summaries, **passages}, dim=DIM)
+    document_ids = [cid.split("#")[0] for cid in table.column("chunk_id").to_pylist()]
+    table = table.set_column(1, "document_id", pa.array(document_ids))
+    path = tmp_path / "rag.duckdb"
+    build_index(table, path)
+    con = open_index(path)
+    try:
+        assert ann.graph_for(con) is not None
+        for i in (3, 17, 29):
+            vector = embed_text(f"Passage 2 of document {i}: topic {i % 7} detail 2", DIM)
+            for kind in ("chunk", "summary"):
+                got = vector_search(con, vector, 5, {"kind": kind})
+                want = exact_search(con, vector, 5, {"kind": kind})
+                assert len(got) == 5
+                assert all((h.chunk_id != h.document_id) == (kind == "chunk") for h in got)
+                assert got[0].chunk_id == want[0].chunk_id
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-4)
+    finally:
+        con.close()
