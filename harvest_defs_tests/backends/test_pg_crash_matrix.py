@@ -57,7 +57,9 @@ def test_claude_survives_sigkill_at_every_stage_without_a_shared_disk(
         kill_when = None
         child_stage = stage
         if stage == "mid_poll":
-            api_env.configure(batch_processing_seconds=8.0)  # long enough to be killed mid-poll
+            api_env.configure(
+                batch_processing_seconds=60.0
+            )  # read live: the kill comes at the first poll, and the next stage sets 0
             kill_when, child_stage = _polled(pg_env, sets), "none"
         else:
             api_env.configure(batch_processing_seconds=0.0)
