@@ -25,6 +25,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
 from harvest_defs.defs.dlt_support import AssetKeyTranslator, definition_pipeline, run_dlt_locked
+from harvest_defs.defs.errors import reraise_actionable
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.resources import (
     DUCKDB_POOL,
@@ -197,7 +198,11 @@ def build_chunk_embeddings_asset(
             rows=lambda: _tables(texts, document_of, deleted, voyage, store, partition, tally),
             dims=voyage.dims,
         )
-        results = run_dlt_locked(context, dlt, store, source, CHUNK_PIPELINE)
+        try:
+            results = run_dlt_locked(context, dlt, store, source, CHUNK_PIPELINE)
+        except Exception as exc:  # a connection/auth error says which endpoint and what to check
+            reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
+            raise
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         extra = as_metadata(
