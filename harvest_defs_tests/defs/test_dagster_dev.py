@@ -61,9 +61,19 @@ def test_dagster_dev_sensor_drives_the_chain(tmp_path: Path, corpus: Path, emula
 
 
 def _indexed(tmp_path: Path) -> int:
-    from harvest_defs.rag.index import indexed_ids
+    """Documents in the index (its rows are each document's summary plus its passages)."""
+    from harvest_defs.rag.index import open_index
+    from harvest_defs.rag.schema import CHUNKS_TABLE
 
+    path = tmp_path / "harvest_home" / "rag.duckdb"
+    if not path.is_file():
+        return 0
     try:
-        return len(indexed_ids(tmp_path / "harvest_home" / "rag.duckdb"))
+        con = open_index(path)
+        try:
+            row = con.execute(f"SELECT count(DISTINCT document_id) FROM {CHUNKS_TABLE}").fetchone()
+        finally:
+            con.close()
     except Exception:  # mid-swap or not built yet
         return 0
+    return int(row[0]) if row else 0
