@@ -191,7 +191,7 @@ def test_voyage_never_pays_twice_after_a_failed_load(
     with pytest.raises(ChainStepFailed, match="summary_embeddings"):
         chain.run()
     paid = spent(before, api_env)
-    assert paid.get("voyage_texts") == 1, paid
+    assert paid.get("voyage_texts") == 2, paid  # the new document's summary and its one passage
     con = duckdb.connect(str(warehouse))
     con.execute("DROP VIEW harvest.voyage_embeddings")
     con.execute("ALTER TABLE harvest.voyage_embeddings_saved RENAME TO voyage_embeddings")
