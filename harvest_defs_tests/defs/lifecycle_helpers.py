@@ -43,8 +43,26 @@ def voyage_rows(home: Path) -> dict[str, str]:
 
 
 def index_rows(home: Path) -> dict[str, str]:
-    """document_id -> chunk text, as search and answers see them."""
-    return dict(rows(home / "rag.duckdb", "SELECT document_id, text FROM chunks"))
+    """document_id -> the text its summary row shows (one per document; passages are ``passage_rows``)."""
+    return dict(
+        rows(home / "rag.duckdb", "SELECT document_id, text FROM chunks WHERE chunk_id = document_id")
+    )
+
+
+def passage_documents(home: Path) -> set[str]:
+    """Documents with passage rows in the index (every non-empty document has at least one)."""
+    return {
+        r[0]
+        for r in rows(home / "rag.duckdb", "SELECT document_id FROM chunks WHERE chunk_id <> document_id")
+    }
+
+
+def passage_embeddings(home: Path) -> dict[str, tuple[str, str]]:
+    """embedding_id -> (document_id, embedded text) of ``harvest.chunk_embeddings``."""
+    found = rows(
+        home / "warehouse.duckdb", "SELECT embedding_id, document_id, text FROM harvest.chunk_embeddings"
+    )
+    return {r[0]: (r[1], r[2]) for r in found}
 
 
 def costly(emulator: EmulatorServer) -> dict[str, int]:

@@ -37,7 +37,14 @@ from harvest_defs.defs.local_run import run_chain
 from harvest_defs.defs.resources import HarvestStoreResource
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.harvest.corpus.ids import DocumentKey, document_id
-from harvest_defs_tests.defs.lifecycle_helpers import claude_rows, costly, index_rows, voyage_rows
+from harvest_defs_tests.defs.lifecycle_helpers import (
+    claude_rows,
+    costly,
+    index_rows,
+    passage_documents,
+    passage_embeddings,
+    voyage_rows,
+)
 
 COLLECTIONS = ["alpha", "beta", "日本", "two words"]
 NAMES = ["readme.md", "notes.txt", "a b.md", "a-b.md", "中国.md", "Ελλάδα.txt", "policy.md"]
@@ -141,10 +148,12 @@ class CorpusMachine(RuleBasedStateMachine):
         new_texts = texts - self.seen_texts
         assert after["anthropic_batch_requests"] - before["anthropic_batch_requests"] == len(new_texts)
         summaries = {row[1] for row in claude_rows(self.home).values() if row[1]}
-        new_summaries = summaries - self.seen_summaries
-        assert after["voyage_texts"] - before["voyage_texts"] == len(new_summaries)
+        passages = {text for _doc, text in passage_embeddings(self.home).values()}
+        # Voyage is paid once per text ever embedded (summaries and passages share the vector store).
+        embedded = summaries | passages
+        assert after["voyage_texts"] - before["voyage_texts"] == len(embedded - self.seen_summaries)
         self.seen_texts |= texts
-        self.seen_summaries |= summaries
+        self.seen_summaries |= embedded
         self.ran = True
         self.runs += 1
 
@@ -166,6 +175,9 @@ class CorpusMachine(RuleBasedStateMachine):
         indexed = index_rows(self.home)
         assert set(indexed) == set(expected)
         assert all(expected[doc_id] in chunk for doc_id, chunk in indexed.items())
+        # Passages follow their documents: exactly the current documents have them, in table and index.
+        assert {doc for doc, _text in passage_embeddings(self.home).values()} == set(expected)
+        assert passage_documents(self.home) == set(expected)
         self.ran = False  # checked once per run: mutations since then are not harvested yet
 
 
