@@ -47,7 +47,7 @@ def test_two_nodes_submitting_one_partition_create_exactly_one_batch(
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(90)
+        proc.join(240)
     assert [p.exitcode for p in procs] == [0, 0]
     reports = [results.get(timeout=5) for _ in procs]
     assert api_env.stats()["anthropic_batches_created"] - before == 1

@@ -139,7 +139,7 @@ def test_two_runs_writing_the_same_duckdb_file_both_succeed(
         )
         for key in ("alpha", "beta")
     ]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     warehouse = Path(os.environ["HARVEST_HOME"]) / "warehouse.duckdb"
     assert _count(warehouse, "SELECT count(*) FROM harvest.voyage_embeddings") == 4

@@ -79,7 +79,7 @@ def _run_child(
         while proc.poll() is None and time.monotonic() < deadline and not kill_when():
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=300)
     return proc.returncode, out
 
 
