@@ -37,6 +37,9 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
 
     asked = _meta(materialize_selection(chain_defs, instance, ["rag_answers"]), "rag_answers")
     assert asked["questions"] == 2 and asked["requests_sent"] == 2 and asked["answers_loaded"] == 0
+    # Rerank is on by default: one real-time rerank per question, cached for the re-runs below.
+    assert (asked["reranked"], asked["rerank_requests"], asked["rerank_cached"]) == (True, 2, 0)
+    assert api_env.stats().get("voyage_rerank_calls") == 2
 
     answers_tick = tick_sensor(chain_defs, instance, "claude_batch_sensor", tick.cursor)
     [request] = answers_tick.run_requests
@@ -58,5 +61,6 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
     before = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}
     again = _meta(materialize_selection(chain_defs, instance, ["rag_answers"]), "rag_answers")
     assert again["requests_sent"] == 0 and again["requests_cached"] == 2
+    assert (again["rerank_requests"], again["rerank_cached"]) == (0, 2)
     after = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}
     assert after == before, "an unchanged question set must not cost a single request"
