@@ -54,7 +54,7 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
             con.execute("SELECT custom_id, response FROM harvest.rag_answers WHERE success").fetchall()
         )
     assert set(rows) == {"q-ducks", "q-geese"}
-    assert rows["q-ducks"].startswith("[source alpha__ducks]")
+    assert rows["q-ducks"].startswith("[source alpha__ducks--")  # a passage of the document, like `ask`
     assert rows["q-ducks"].count("paddle on ponds") <= 1
     assert "V formations" in rows["q-geese"]
 
