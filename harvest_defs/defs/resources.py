@@ -197,6 +197,10 @@ class RagResource(dg.ConfigurableResource):
     )
     rerank_model: str = "rerank-2.5"
     rerank_candidates: int = Field(default=30, description="Fused candidates the reranker reads per question")
+    rerank_batch_threshold: int = Field(
+        default=1000,
+        description="rag_answers question sets at/above this size rerank via the Voyage Batch API (0: never)",
+    )
 
 
 def default_resources() -> dict[str, Any]:

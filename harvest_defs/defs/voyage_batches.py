@@ -22,7 +22,8 @@ from harvest_defs.defs.resources import HarvestStoreResource, VoyageResource
 
 VOYAGE_PROVIDER = "voyage"  # summary_embeddings' batches (the name predates passages: kept for ledgers)
 CHUNK_PROVIDER = "voyage:chunk_embeddings"  # chunk_embeddings' batches (the components' naming)
-VOYAGE_PROVIDERS = (VOYAGE_PROVIDER, CHUNK_PROVIDER)
+RERANK_PROVIDER = "voyage:rerank"  # rag_answers' rerank batches (harvest_defs.rag.rerank_batch)
+VOYAGE_PROVIDERS = (VOYAGE_PROVIDER, CHUNK_PROVIDER)  # the chain's embedding namespaces
 
 
 def batch_harvester(

@@ -65,26 +65,39 @@ class RerankCache:
         self.calls = 0
         self.hits = 0
 
-    def _path(self, query: str, hits: Sequence[Hit], k: int) -> Path:
-        key = json.dumps(
+    def key(self, query: str, hits: Sequence[Hit], k: int) -> str:
+        """The request's identity: model, question, k and every candidate's id and text."""
+        raw = json.dumps(
             [self.model, query, k, [(hit.chunk_id, hit.text) for hit in hits]], ensure_ascii=False
         )
-        return self.cache_dir / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json"
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def load(self, key: str, hits: Sequence[Hit]) -> list[Hit] | None:
+        """The cached ranking of ``hits`` (relevance scores), or None when this request was never answered."""
+        path = self.cache_dir / f"{key}.json"
+        if not path.exists():
+            return None
+        order = json.loads(path.read_text(encoding="utf-8"))
+        return [replace(hits[index], score=float(score)) for index, score in order]
+
+    def store(self, key: str, order: Sequence[tuple[int, float]]) -> None:
+        """Keep one answer: ``(candidate index, relevance score)`` best first; atomic, never half a file."""
+        path = self.cache_dir / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps([list(pair) for pair in order]), encoding="utf-8")
+        os.replace(tmp, path)
 
     def __call__(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         if not hits:
             return []
-        path = self._path(query, hits, k)
-        if path.exists():
+        key = self.key(query, hits, k)
+        cached = self.load(key, hits)
+        if cached is not None:
             self.hits += 1
-            order = json.loads(path.read_text(encoding="utf-8"))
-            return [replace(hits[index], score=float(score)) for index, score in order]
+            return cached
         self.calls += 1
         ranked = self.inner(query, hits, k)
         index_of = {hit.chunk_id: n for n, hit in enumerate(hits)}  # a candidate list holds each id once
-        order = [[index_of[hit.chunk_id], hit.score] for hit in ranked]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(order), encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a killed run never leaves half a result
+        self.store(key, [(index_of[hit.chunk_id], hit.score) for hit in ranked])
         return ranked

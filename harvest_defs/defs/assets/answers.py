@@ -27,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 
+from harvest_defs.defs.answers_rerank import RerankStep, rerank_step
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.batches import poll_ended_batches
@@ -97,16 +98,6 @@ def _question_vectors(
     return dict(zip(table.column("text").to_pylist(), matrix, strict=True))
 
 
-def _reranker(rag: RagResource, voyage: VoyageResource, store: HarvestStoreResource) -> Any:
-    """The configured Voyage reranker behind the on-disk cache, or None when rerank is off."""
-    if not rag.rerank:
-        return None
-    from harvest_defs.rag.rerank import RerankCache, voyage_reranker
-
-    inner = voyage_reranker(rag.rerank_model, api_key=voyage.api_key, base_url=voyage.resolved_base_url())
-    return RerankCache(inner, store.raw_dir / "voyage" / "rerank", rag.rerank_model)
-
-
 def _load_answers(harvester: Any, batch_ids: list[str], store: HarvestStoreResource) -> int:
     """Ended batches' answers into ``harvest.rag_answers`` (merge on question id); returns rows loaded."""
     import dlt
@@ -159,18 +150,25 @@ def rag_answers(
     submitted: list[str] = []
     sent = cached = 0
     est = 0.0
-    reranks: tuple[int, int] | None = None
+    step: RerankStep | None = None
     if questions and store.rag_path.exists():
         vectors = _question_vectors(questions, voyage, store)
-        reranker = _reranker(rag, voyage, store)
+        step = rerank_step(rag, voyage, store, len(questions), RAG_ANSWERS_BATCHES, context.log)
         prompts = answer_batch_prompts(
             questions,
             rag_path=store.rag_path,
             embed_query=vectors.__getitem__,
-            rerank=reranker,
+            rerank=step.reranker,
             candidates=rag.rerank_candidates,
         )
-        reranks = (reranker.calls, reranker.hits) if reranker is not None else None
+        waiting = step.deferred()  # batch mode: questions whose ranking is still in a rerank batch
+        prompts = [p for (_, q), p in zip(questions, prompts, strict=True) if q not in waiting]
+        step.submit(RAG_ANSWERS_BATCHES)
+        if waiting:
+            context.log.info(
+                f"{len(waiting)} question(s) wait for rerank batch(es) {step.submitted}; "
+                "voyage_batch_sensor brings rag_answers back when they end"
+            )
         report = harvester.submit(
             prompts,
             model=anthropic.model,
@@ -191,10 +189,7 @@ def rag_answers(
                 "batches_pending": dg.MetadataValue.json(submitted) if submitted else None,
                 "requests_sent": sent,
                 "requests_cached": cached,
-                "reranked": rag.rerank,
-                # Real-time rerank requests this run paid for / answered from the cache (None: rerank off).
-                "rerank_requests": reranks[0] if reranks else None,
-                "rerank_cached": reranks[1] if reranks else None,
+                **(step.metadata() if step is not None else {}),
                 "est_usd": usd(est),
                 "duration_s": round(time.monotonic() - started, 3),
             }
