@@ -7,16 +7,17 @@ and submits the questions whose prompt has no answer yet. ``claude_batch_sensor`
 again when one of its batches ends. A question whose retrieved context changed (the index grew) has a new
 request hash and is asked again; an unchanged one costs nothing.
 
-Rerank (``RagResource.rerank``, on by default): each question's fused candidates are reordered by Voyage
-rerank through the *real-time* API before its prompt is built, and the result is cached on disk
-(``rag/rerank.RerankCache``), so an unchanged question over unchanged candidates is never reranked twice.
-Why not the Voyage Batch API ``/v1/rerank``: a rerank batch must end before the Claude answer batch can
-even be built (the prompt holds the reranked passages), so it would chain a second sensor round-trip (up
-to 12 h) in front of every question set, to save 33% of the cheapest step — one rerank request per
-question, ~10k tokens at $0.05/M for 30 passages, i.e. ~$0.17 saved per 1,000 questions, while the answer
-batch (the real cost) is already 50% off. A question set is answered in seconds of rerank calls, rate
-limited by the SDK's retries; so real time it is (the emulator serves ``/v1/rerank`` batches should that
-trade change).
+Rerank (``RagResource.rerank``, on by default; ``defs/answers_rerank.py``): each question's fused
+candidates are reordered by Voyage rerank before its prompt is built. Below
+``RagResource.rerank_batch_threshold`` questions (1,000) through the *real-time* API behind an on-disk
+cache (``rag/rerank.RerankCache``: an unchanged question over unchanged candidates is never reranked
+twice); at or above it through the Voyage Batch API ``/v1/rerank`` (``rag/rerank_batch.py``, 33% off):
+the run defers the questions whose ranking is unknown and submits their rerank batch, and
+``voyage_batch_sensor`` brings this asset back to ask them when it ends. Why real time below the
+threshold: the reranked passages go *into* the answer prompt, so a rerank batch puts a second sensor
+round-trip (up to 12 h) in front of the answer batch, to save 33% of the cheapest step (~10k tokens per
+question at $0.05/M for 30 passages: ~$0.17 per 1,000 questions), while the answer batch, the real cost,
+is already 50% off; a small set reranks in seconds and needs no worker to wait.
 """
 
 import json
