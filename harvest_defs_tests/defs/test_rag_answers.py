@@ -24,6 +24,16 @@ def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
+def indexed_with_questions(defs: dg.Definitions, instance: dg.DagsterInstance, corpus: Path) -> Any:
+    """Partition alpha summarized, embedded and indexed, and QUESTIONS beside the corpus; the sensor tick."""
+    materialize_selection(defs, instance, ["documents", "claude_summary_batches"], "alpha")
+    tick = tick_sensor(defs, instance, "claude_batch_sensor", None)
+    run_requests(defs, instance, tick.run_requests)
+    materialize_selection(defs, instance, ["rag_index"])
+    (corpus / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in QUESTIONS), encoding="utf-8")
+    return tick
+
+
 def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
     chain_defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -31,11 +41,7 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
     corpus: Path,
     harvest_home: Path,
 ) -> None:
-    materialize_selection(chain_defs, instance, ["documents", "claude_summary_batches"], "alpha")
-    tick = tick_sensor(chain_defs, instance, "claude_batch_sensor", None)
-    run_requests(chain_defs, instance, tick.run_requests)
-    materialize_selection(chain_defs, instance, ["rag_index"])
-    (corpus / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in QUESTIONS), encoding="utf-8")
+    tick = indexed_with_questions(chain_defs, instance, corpus)
 
     asked = _meta(materialize_selection(chain_defs, instance, ["rag_answers"]), "rag_answers")
     assert asked["questions"] == 2 and asked["requests_sent"] == 2 and asked["answers_loaded"] == 0
@@ -81,11 +87,7 @@ def test_a_large_question_set_reranks_through_one_voyage_batch_before_it_is_aske
 
     assert rerank_batch.RERANK_PROVIDER == RERANK_PROVIDER  # one namespace, said in both layers
     defs = build_defs(corpus, sensor_interval=1, resources={"rag": RagResource(rerank_batch_threshold=2)})
-    materialize_selection(defs, instance, ["documents", "claude_summary_batches"], "alpha")
-    tick = tick_sensor(defs, instance, "claude_batch_sensor", None)
-    run_requests(defs, instance, tick.run_requests)
-    materialize_selection(defs, instance, ["rag_index"])
-    (corpus / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in QUESTIONS), encoding="utf-8")
+    indexed_with_questions(defs, instance, corpus)
 
     first = _meta(materialize_selection(defs, instance, ["rag_answers"]), "rag_answers")
     stats = api_env.stats()
