@@ -32,8 +32,11 @@ class RerankStep:
         return set(getattr(self.reranker, "deferred", set()))
 
     def submit(self, partition_key: str) -> None:
+        """Batch mode: submit what is still to rerank; requests given up are answered in fused order."""
         if self.batches is not None and self.reranker.pending:
             self.submitted = self.batches.submit(self.reranker.pending, partition_key)
+            for key in self.batches.exhausted:
+                self.reranker.pending.pop(key, None)
 
     def metadata(self) -> dict[str, Any]:
         cache = getattr(self.reranker, "cache", self.reranker)

@@ -35,13 +35,16 @@ logger = logging.getLogger("harvest_defs.rag.rerank_batch")
 class DeferredReranker:
     """A ``Reranker`` that never calls the API: cached rankings now, else the request is kept for a batch.
 
-    ``deferred`` holds the questions whose ranking is not known yet (their prompts must wait);
-    ``pending`` the requests to submit, by cache key.
+    ``pending`` holds the requests to submit, by cache key; ``deferred`` their questions (whose prompts
+    must wait for the ranking).
     """
 
     cache: RerankCache
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deferred: set[str] = field(default_factory=set)
+
+    @property
+    def deferred(self) -> set[str]:
+        return {str(request["query"]) for request in self.pending.values()}
 
     def __call__(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         if not hits:
@@ -52,8 +55,7 @@ class DeferredReranker:
             self.cache.hits += 1
             return cached
         self.pending[key] = {"query": query, "documents": [hit.text for hit in hits], "k": k}
-        self.deferred.add(query)
-        return list(hits[:k])
+        return list(hits[:k])  # the fused order: what the question gets if its rerank is given up
 
 
 class RerankBatches:
@@ -80,13 +82,19 @@ class RerankBatches:
             api_key=api_key, base_url=base_url, ledger_path=ledger, raw_dir=raw_dir, provider=RERANK_PROVIDER
         )
         self.log = log or logger.info
+        self.exhausted: set[str] = set()  # set by submit: keys given up after MAX_ATTEMPTS batches
 
     def poll(self, batch_id: str) -> Any:
         return self._batches.poll(batch_id)
 
     # --- submit -------------------------------------------------------------------------------------
     def submit(self, pending: dict[str, dict[str, Any]], partition_key: str | None) -> list[str]:
-        """Batch ids holding ``pending`` (created now or already): one per ≤100K candidate documents."""
+        """Batch ids holding ``pending`` (created now or already): one per ≤100K candidate documents.
+
+        ``exhausted`` then lists the keys whose lines failed in ``MAX_ATTEMPTS`` batches: given up (the
+        caller asks their questions in the fused order rather than never).
+        """
+        self.exhausted.clear()
         from harvest_defs.harvest.hashing import set_hash
 
         by_k: dict[int, list[str]] = {}
@@ -105,6 +113,9 @@ class RerankBatches:
                 keys = [key for key in keys if not (self.cache.cache_dir / f"{key}.json").exists()]
                 if not keys or any(b is not None for b in open_ids):
                     break
+            else:
+                self.exhausted.update(keys)
+                self.log(f"{len(keys)} rerank request(s) failed in {MAX_ATTEMPTS} batches: given up")
         return ids
 
     @staticmethod

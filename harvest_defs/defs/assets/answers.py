@@ -162,9 +162,9 @@ def rag_answers(
             rerank=step.reranker,
             candidates=rag.rerank_candidates,
         )
+        step.submit(RAG_ANSWERS_BATCHES)
         waiting = step.deferred()  # batch mode: questions whose ranking is still in a rerank batch
         prompts = [p for (_, q), p in zip(questions, prompts, strict=True) if q not in waiting]
-        step.submit(RAG_ANSWERS_BATCHES)
         if waiting:
             context.log.info(
                 f"{len(waiting)} question(s) wait for rerank batch(es) {step.submitted}; "
