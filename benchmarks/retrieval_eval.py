@@ -27,6 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _refuse_local_base_urls() -> None:
+    """``--real-apis`` with a base URL still pointing at a local emulator would label lexical numbers
+    "real": stop instead (unset ``ANTHROPIC_BASE_URL`` / ``VOYAGE_BASE_URL``; a remote proxy is fine)."""
+    from urllib.parse import urlparse
+
+    for name in ("ANTHROPIC_BASE_URL", "VOYAGE_BASE_URL"):
+        host = urlparse(os.environ.get(name) or "").hostname or ""
+        if host in {"127.0.0.1", "localhost", "::1", "0.0.0.0"}:
+            raise SystemExit(f"--real-apis: {name} points at {host} (an emulator?); unset it first")
+    missing = [k for k in ("ANTHROPIC_API_KEY", "VOYAGE_API_KEY") if not os.environ.get(k)]
+    if missing:
+        raise SystemExit(f"--real-apis needs {' and '.join(missing)} in the environment")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=30)
@@ -37,6 +51,8 @@ def main() -> None:
     from harvest_defs.rag.eval_corpus import generate
     from harvest_defs.rag.eval_run import run_eval
 
+    if args.real_apis:
+        _refuse_local_base_urls()
     docs, questions = generate(args.documents, args.questions_per_document)
     server = None
     if not args.real_apis:

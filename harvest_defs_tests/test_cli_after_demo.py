@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_ask_and_search_work_right_after_the_demo(tmp_path: Path) -> None:
     demo = _run(["demo"], tmp_path)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    # The demo reranks (one emulated Voyage rerank) and shows the cited passage with its document.
+    assert "answer (reranked)" in demo.stdout, demo.stdout[-3000:]
+    assert re.search(r'"voyage_rerank_calls":\s+1\b', demo.stdout), demo.stdout[-3000:]
+    assert "cited passage: handbook__on-call-policy--" in demo.stdout, demo.stdout[-3000:]
+    assert "of document: handbook__on-call-policy" in demo.stdout
+    assert "[source handbook__on-call-policy--" in demo.stdout, "the citation is printed, not eaten"
     asked = _run(
         ["ask", "How quickly must the primary on-call engineer acknowledge a page?", "--json"], tmp_path
     )

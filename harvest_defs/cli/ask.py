@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # the answer's "[source <id>]" citations are not Rich markup
 from rich.panel import Panel
 from rich.table import Table
 
@@ -110,7 +111,7 @@ def ask(
     cited = ", ".join(result.cited_ids) or "none"
     passages = f" (passages: {', '.join(result.cited_chunks)})" if result.cited_chunks else ""
     console.print(
-        Panel(result.text, title="answer", subtitle=f"cited: {cited}{passages}", border_style="green")
+        Panel(escape(result.text), title="answer", subtitle=f"cited: {cited}{passages}", border_style="green")
     )
     console.print(_hits_table(result.sources, "sources"))
 

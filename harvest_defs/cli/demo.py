@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -69,6 +70,10 @@ def demo(
     ] = False,
     batch_seconds: Annotated[float, typer.Option(help="Emulated batch processing time.")] = 2.0,
     k: Annotated[int, typer.Option(help="Passages retrieved for the answer.")] = 5,
+    rerank: Annotated[
+        bool, typer.Option("--rerank/--no-rerank", help="Rerank the fused candidates (Voyage, emulated).")
+    ] = True,
+    candidates: Annotated[int, typer.Option(min=1, help="Fused candidates the reranker reads.")] = 30,
 ) -> None:
     """Run the whole chain offline against the local emulator and answer a sample question."""
     console = Console()
@@ -94,7 +99,7 @@ def demo(
         from harvest_defs.defs.local_run import ChainStepFailed
 
         try:
-            answer = _run_chain(console, question, k)
+            answer = _run_chain(console, question, k, rerank, candidates)
         except ChainStepFailed as exc:
             console.print(f"[bold red]demo stopped:[/] {exc}")
             raise typer.Exit(code=1) from exc
@@ -106,7 +111,7 @@ def demo(
     console.print(f"[bold]done[/] in {time.monotonic() - started:.1f} s")
 
 
-def _run_chain(console: Console, question: str | None, k: int) -> Any:
+def _run_chain(console: Console, question: str | None, k: int, rerank: bool, candidates: int) -> Any:
     import dagster as dg
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -146,14 +151,31 @@ def _run_chain(console: Console, question: str | None, k: int) -> Any:
 
     text = question or _first_sample_question(store.corpus_path or default_corpus_dir())
     console.print(Panel(text, title="question"))
-    return answer(text, k=k, rag_path=store.rag_path)
+    reranker = None
+    if rerank:  # as `harvest ask` does: Voyage rerank (real-time) over the fused candidates
+        from harvest_defs.rag.rerank import voyage_reranker
+
+        reranker = voyage_reranker()
+    return answer(text, k=k, rag_path=store.rag_path, rerank=reranker, candidates=candidates)
 
 
 def _print_answer(console: Console, result: Any) -> None:
-    """``result`` is ``harvest_defs.rag.answer.Answer``: text, cited ids and the retrieved sources."""
+    """``result`` is ``harvest_defs.rag.answer.Answer``: the answer, then the passage it cites with its
+    document (what a reader checks the answer against), then every source it was given."""
     cited = ", ".join(result.cited_ids) or "none"
-    console.print(Panel(f"{result.text}\n\n[dim]cited: {cited}[/]", title="answer", border_style="green"))
-    table = Table("document", "score", "text", title="sources")
+    how = "reranked" if result.reranked else "fused order, no rerank"
+    # escape: the answer's "[source <id>]" citations are not Rich markup (unescaped, Rich ate them)
+    body = f"{escape(result.text)}\n\n[dim]cited: {cited}[/]"
+    console.print(Panel(body, title=f"answer ({how})", border_style="green"))
+    by_id = {hit.chunk_id: hit for hit in result.sources}
+    label = "cited passage" if result.cited_chunks else "top passage (none cited)"
+    for chunk_id in result.cited_chunks[:1] or [h.chunk_id for h in result.sources[:1]]:
+        hit = by_id[chunk_id]
+        console.print(f"{label}: {hit.chunk_id}")
+        console.print(f"of document: {hit.document_id}")
+        console.print(Panel(escape(hit.text.strip()[:1200]), title="passage", border_style="cyan"))
+    table = Table("document", "passage", "score", "text", title="sources")
     for hit in result.sources:
-        table.add_row(hit.document_id, f"{hit.score:.3f}", hit.text.replace("\n", " ")[:100])
+        passage = hit.chunk_id.removeprefix(hit.document_id) or "-"
+        table.add_row(hit.document_id, passage, f"{hit.score:.3f}", hit.text.replace("\n", " ")[:100])
     console.print(table)

@@ -166,6 +166,8 @@ def run_chain(
     """
     import time
 
+    from harvest_defs.defs.voyage_batches import VOYAGE_PROVIDERS
+
     cursors = cursors if cursors is not None else {}
     step = on_step or (lambda name, done, total: None)
     store = (defs.resources or {})["store"]
@@ -195,13 +197,14 @@ def run_chain(
     step("collect", total, total)
     # Partitions at or above VoyageResource.batch_threshold embed through the Voyage Batch API: wait for
     # voyage_batch_sensor to collect them, as the daemon would.
-    while ledger.in_flight("voyage") or ledger.ended_uncollected("voyage"):
+    while any(ledger.in_flight(p) or ledger.ended_uncollected(p) for p in VOYAGE_PROVIDERS):
         if time.monotonic() > deadline:
             raise ChainStepFailed(f"Voyage batches did not end within {timeout:.0f} s")
         tick = tick_sensor(defs, instance, "voyage_batch_sensor", cursors.get("voyage_batch_sensor"))
         cursors["voyage_batch_sensor"] = tick.cursor
         for result in run_requests(defs, instance, tick.run_requests, raise_on_error=False):
-            check_result(result, f"summary_embeddings [{result.dagster_run.tags.get('dagster/partition')}]")
+            partition = result.dagster_run.tags.get("dagster/partition")
+            check_result(result, f"summary/chunk embeddings [{partition}]")
             out.collect_runs.append(result)
         if not tick.run_requests:
             time.sleep(0.2)

@@ -191,8 +191,16 @@ class RagResource(dg.ConfigurableResource):
         default=False, description="Claude writes a situating context per chunk (Message Batches, cached)"
     )
     context_model: str = Field(default="claude-haiku-5-5", description="Model writing the contexts")
-    rerank: bool = Field(default=True, description="Voyage rerank of the fused candidates before answering")
+    rerank: bool = Field(
+        default=True,
+        description="Voyage rerank of the fused candidates before answering (rag_answers; real-time API)",
+    )
     rerank_model: str = "rerank-2.5"
+    rerank_candidates: int = Field(default=30, description="Fused candidates the reranker reads per question")
+    rerank_batch_threshold: int = Field(
+        default=1000,
+        description="rag_answers question sets at/above this size rerank via the Voyage Batch API (0: never)",
+    )
 
 
 def default_resources() -> dict[str, Any]:

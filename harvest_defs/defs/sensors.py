@@ -26,7 +26,12 @@ from harvest_defs.defs.batches import has_open_batches, poll_batches, poll_ended
 from harvest_defs.defs.corpus_sensor import build_corpus_sensor
 from harvest_defs.defs.resources import AnthropicResource, HarvestStoreResource, VoyageResource
 from harvest_defs.defs.retry_log import sdk_retry_warnings
-from harvest_defs.defs.voyage_batches import VOYAGE_PROVIDER, voyage_poller
+from harvest_defs.defs.voyage_batches import (
+    CHUNK_PROVIDER,
+    RERANK_PROVIDER,
+    VOYAGE_PROVIDER,
+    voyage_poller,
+)
 
 MAX_CURSOR_IDS = 5000
 
@@ -158,22 +163,34 @@ def build_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="voyage_batch_sensor",
         minimum_interval_seconds=interval_seconds,
-        asset_selection=[EMBEDDINGS_KEY],
+        asset_selection=[EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY, RAG_ANSWERS_KEY],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Polls in-flight Voyage Batch API jobs; collects a partition's embeddings when one ends.",
+        description=(
+            "Polls in-flight Voyage Batch API jobs; collects a partition's summary or passage embeddings "
+            "when one ends (or brings rag_answers back when a question set's rerank batch ends)."
+        ),
     )
     def voyage_batch_sensor(
         context: dg.SensorEvaluationContext, store: HarvestStoreResource, voyage: VoyageResource
     ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         ledger = store.ledger()
-        if not has_open_batches(ledger, VOYAGE_PROVIDER):
+        # Each asset's batches live in its own ledger namespace and go back to that asset only. The cursor
+        # (batch ids already requested) is shared: batch ids are unique across namespaces.
+        routes = {
+            VOYAGE_PROVIDER: EMBEDDINGS_KEY,
+            CHUNK_PROVIDER: CHUNK_EMBEDDINGS_KEY,
+            RERANK_PROVIDER: RAG_ANSWERS_KEY,  # a question set's rerank batch (partition: none)
+        }
+        open_routes = [p for p in routes if has_open_batches(ledger, p)]
+        if not open_routes:
             yield dg.SkipReason(
                 "no Voyage Batch API job in flight (partitions under the threshold embed in real time)"
             )
             return
-        yield from _batch_run_requests(
-            context, VOYAGE_PROVIDER, voyage_poller(voyage, store), ledger, [EMBEDDINGS_KEY]
-        )
+        for provider in open_routes:
+            yield from _batch_run_requests(
+                context, provider, voyage_poller(voyage, store, provider), ledger, [routes[provider]]
+            )
 
     @dg.sensor(
         name="rag_index_sensor",

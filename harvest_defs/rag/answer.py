@@ -201,18 +201,21 @@ def answer_batch_prompts(
     rag_path: Path | str | None = None,
     embed_query: QueryEmbedder | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    rerank: Reranker | None = None,
+    candidates: int = 30,
 ) -> list[dict[str, str]]:
     """Message Batch prompts (``{"custom_id", "text"}``, the harvester's input) for ``(id, question)`` pairs.
 
-    Retrieval happens now, on one read-only connection; the answers come back through the Claude batch
-    harvester (``rag_answers``) at half the price. ``custom_id`` is the question id.
+    Retrieval happens now, on one read-only connection, exactly as ``answer`` retrieves (passages when the
+    index has them, reranked over ``candidates`` when ``rerank`` is given); the answers come back through
+    the Claude batch harvester (``rag_answers``) at half the price. ``custom_id`` is the question id.
     """
     own = con is None
     connection = open_search_connection(rag_path) if con is None else con
     try:
         prompts = []
         for question_id, question in questions:
-            hits = search_connection(connection, question, embed_query, k, mode)
+            hits = retrieve(connection, question, embed_query, k, mode, rerank=rerank, candidates=candidates)
             prompts.append({"custom_id": question_id, "text": build_prompt(question, hits)})
         return prompts
     finally:

@@ -140,3 +140,38 @@ def test_contextual_option_embeds_context_plus_passage_with_the_document_cached(
     before = costly(api_env)
     run_chain(defs, bare_instance, cursors=cursors, timeout=120)
     assert spent(before, api_env) == {}, "a re-run sends no context request and embeds nothing"
+
+
+def test_passages_above_the_threshold_go_as_one_voyage_batch_and_a_re_run_sends_nothing(
+    setup: tuple[Path, dg.Definitions, dg.DagsterInstance], harvest_home: Path, api_env: EmulatorServer
+) -> None:
+    """The summaries' threshold setting sends the partition's 6 passages through the Batch API (its 2
+    summaries stay real-time, under it); voyage_batch_sensor brings chunk_embeddings back to collect."""
+    from harvest_defs.defs.resources import VoyageResource
+    from harvest_defs.defs.voyage_batches import CHUNK_PROVIDER
+
+    corpus, _, instance = setup
+    voyage = VoyageResource(api_key=dg.EnvVar("VOYAGE_API_KEY"), batch_threshold=3)
+    defs = build_defs(corpus, sensor_interval=1, resources={"voyage": voyage})
+    cursors: dict[str, str | None] = {}
+    chain = run_chain(defs, instance, cursors=cursors, timeout=120)
+    stats = api_env.stats()
+    passages = chunk_rows(harvest_home)
+    assert len(passages) == 6
+    assert (stats.get("voyage_batches_created"), stats.get("voyage_batch_inputs")) == (1, 6), stats
+    assert stats.get("voyage_texts") == 2, "only the two summaries went real-time"
+    ledger = (defs.resources or {})["store"].ledger()
+    assert not ledger.in_flight(CHUNK_PROVIDER) and not ledger.ended_uncollected(CHUNK_PROVIDER)
+    voyage_runs = [
+        (
+            r.dagster_run.tags["harvest/provider"],
+            sorted({str(e.asset_key.to_user_string()) for e in r.get_asset_materialization_events()}),
+        )
+        for r in chain.collect_runs
+        if "harvest/batch_id" in r.dagster_run.tags
+    ]
+    assert voyage_runs == [(CHUNK_PROVIDER, ["chunk_embeddings"])], "chunk_embeddings alone collects it"
+    assert index_chunks(harvest_home) == {cid: document_of(cid) for cid in passages}
+    before = costly(api_env)
+    run_chain(defs, instance, cursors=cursors, timeout=120)
+    assert spent(before, api_env) == {}, "a re-run creates no batch and embeds nothing"

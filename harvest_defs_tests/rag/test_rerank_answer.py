@@ -107,3 +107,24 @@ def test_cited_ids_maps_passages_to_documents() -> None:
     text = "Per [source doc-a--0123456789ab] and [doc-b], not [doc-zz--0123456789ab]."
     assert cited_ids(text, hits) == (["doc-a", "doc-b"], ["doc-a--0123456789ab"])
     assert "[source doc-a--0123456789ab] (document doc-a: A > S) text" in build_prompt("q?", hits)
+
+
+def test_rerank_cache_pays_once_per_question_and_candidates(
+    passage_index: Path, api_env: EmulatorServer, tmp_path: Path
+) -> None:
+    """rag_answers' reranker: the same question over the same candidates is answered from disk, in the
+    same order and scores; other candidates (a grown index, an edited passage) are reranked again."""
+    from harvest_defs.rag.rerank import RerankCache
+
+    pool = search(
+        QUESTION, k=20, filters={"kind": "chunk"}, rag_path=passage_index, embed_query=local_embedder()
+    )
+    cache = RerankCache(voyage_reranker(), tmp_path / "rerank", "rerank-2.5")
+    before = api_env.stats().get("voyage_rerank_calls", 0)
+    first = cache(QUESTION, pool, 3)
+    again = RerankCache(voyage_reranker(), tmp_path / "rerank", "rerank-2.5")(QUESTION, pool, 3)
+    assert api_env.stats().get("voyage_rerank_calls", 0) - before == 1
+    assert [(h.chunk_id, h.score) for h in again] == [(h.chunk_id, h.score) for h in first]
+    cache(QUESTION, pool[1:], 3)  # one candidate fewer: a different request
+    assert (cache.calls, cache.hits) == (2, 0)
+    assert api_env.stats().get("voyage_rerank_calls", 0) - before == 2

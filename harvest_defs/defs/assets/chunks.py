@@ -4,8 +4,11 @@ The ``document_chunks`` step runs inside it: the partition's ``documents`` snaps
 ``rag/chunking.py`` (Markdown sections, then a token budget with overlap) into passages with
 content-addressed ids, so an edit re-embeds only the passages it touched: every untouched passage keeps
 its id and text hash (the destination row is kept as is), and a passage seen before under any id (a
-rename, a move, a revert) gets its vector from the vector store for free. Embedding is real-time (the
-library's rate-limit aware embedder).
+rename, a move, a revert) gets its vector from the vector store for free. Embedding goes through the
+summaries' own split (``voyage.partition_tables``): real time below ``VoyageResource.batch_threshold``
+passages, the Voyage Batch API (33% off) at or above it, in the ledger namespace ``CHUNK_PROVIDER`` —
+the run loads the partition's ended passage batches, submits what is neither embedded nor in flight, and
+ends; ``voyage_batch_sensor`` requests this asset again when one ends (never paid twice: the ledger).
 
 Reconciled like ``summary_embeddings`` (``voyage_rows``): rows carry ``partition_key``; chunks no longer
 in the partition's snapshot (a deleted, renamed or edited document's old passages) are hard-deleted in
@@ -24,6 +27,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
+from harvest_defs.defs.assets.voyage import EmbeddingTally, embedding_mode, partition_tables
 from harvest_defs.defs.dlt_support import AssetKeyTranslator, definition_pipeline, run_dlt_locked
 from harvest_defs.defs.errors import reraise_actionable
 from harvest_defs.defs.metadata import as_metadata, usd
@@ -34,7 +38,8 @@ from harvest_defs.defs.resources import (
     RagResource,
     VoyageResource,
 )
-from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, deletions, tag
+from harvest_defs.defs.voyage_batches import CHUNK_PROVIDER, BatchStep, mark_collected
+from harvest_defs.defs.voyage_rows import VOYAGE_HINTS
 from harvest_defs.defs.warehouse import DATASET, partition_rows
 
 CHUNK_EMBEDDINGS_KEY = dg.AssetKey("chunk_embeddings")
@@ -81,60 +86,11 @@ def partition_chunks(documents: list[dict[str, Any]], rag: RagResource) -> list[
 
 
 def with_document(table: Any, document_of: dict[str, str]) -> Any:
+    """The passage's document id beside its row (null on a deletion row: its passage is gone)."""
     import pyarrow as pa
 
     ids = table.column("embedding_id").to_pylist()
     return table.append_column("document_id", pa.array([document_of.get(i) for i in ids], pa.string()))
-
-
-class _Tally:
-    def __init__(self) -> None:
-        self.rows = 0
-        self.tokens = 0
-
-    def __call__(self, table: Any) -> Any:
-        import pyarrow.compute as pc
-
-        self.rows += table.num_rows
-        self.tokens += int(pc.sum(table.column("total_tokens")).as_py() or 0)
-        return table
-
-
-def _tables(
-    texts: list[dict[str, str]],
-    document_of: dict[str, str],
-    deleted: list[str],
-    voyage: VoyageResource,
-    store: HarvestStoreResource,
-    partition: str,
-    tally: _Tally,
-) -> Iterator[Any]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from harvest_defs.harvest.voyage.resource import embedding_tables
-    from harvest_defs.harvest.voyage.settings import model_spec
-
-    dim = model_spec(voyage.model).dimension(voyage.dims)
-    wanted = pa.array(sorted(document_of), pa.string())
-    tables = embedding_tables(
-        texts,
-        input_type="document",
-        output_dimension=voyage.dims,
-        mode="realtime",
-        raw_dir=store.raw_dir,
-        table_name=CHUNK_TABLE_NAME,
-        rpm=voyage.rpm,
-        tpm=voyage.tpm,
-        **voyage.client_kwargs(),
-    )
-    for table in tables:
-        table = table.filter(pc.is_in(table.column("embedding_id"), wanted))
-        if table.num_rows:
-            yield with_document(tag(tally(table), partition), document_of)
-    if deleted:
-        gone = deletions(deleted, dim, partition)
-        yield gone.append_column("document_id", pa.nulls(gone.num_rows, pa.string()))
 
 
 def build_chunk_embeddings_asset(
@@ -193,9 +149,25 @@ def build_chunk_embeddings_asset(
             f"{len(chunks)} passages of {len({c.document_id for c in chunks})} documents in {partition!r}, "
             f"{len(deleted)} passage embeddings to delete"
         )
-        tally = _Tally()
+        mode = embedding_mode(len(texts), voyage, store, partition, CHUNK_PROVIDER)
+        context.log.info(f"passages of {partition!r} through the {mode} API")
+        tally = EmbeddingTally()
+        step = BatchStep()
         source = chunk_embed_source(
-            rows=lambda: _tables(texts, document_of, deleted, voyage, store, partition, tally),
+            rows=lambda: partition_tables(
+                texts,
+                voyage,
+                store,
+                partition,
+                mode,
+                context.log,
+                step,
+                tally,
+                deleted,
+                table_name=CHUNK_TABLE_NAME,
+                provider=CHUNK_PROVIDER,
+                finish=lambda table: with_document(table, document_of),
+            ),
             dims=voyage.dims,
         )
         try:
@@ -203,6 +175,8 @@ def build_chunk_embeddings_asset(
         except Exception as exc:  # a connection/auth error says which endpoint and what to check
             reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
             raise
+        if step.collected:  # only after the load succeeded: a failed load collects them again
+            mark_collected(voyage, store, step.collected)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         extra = as_metadata(
@@ -214,7 +188,10 @@ def build_chunk_embeddings_asset(
                 "total_tokens": tally.tokens,
                 "contextual": rag.contextual,
                 **report,
-                "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=False)),
+                "api_mode": mode,
+                "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
+                "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
+                "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

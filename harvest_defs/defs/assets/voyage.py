@@ -1,7 +1,8 @@
 """``summary_embeddings``: Voyage embeddings of the partition's current summaries (``@dlt_assets``).
 
 Small and medium partitions use the real-time API (concurrent, rate-limit aware); partitions at or above
-``VoyageResource.batch_threshold`` texts go through the Voyage Batch API (33% off). Either way texts
+``VoyageResource.batch_threshold`` texts go through the Voyage Batch API (33% off). ``partition_tables``
+is that split, shared with ``chunk_embeddings`` (passages). Either way texts
 already embedded (in the destination under the same id, or anywhere in the vector store) cost nothing,
 so a re-run, a rename or a revert embeds nothing; rows are reconciled as ``voyage_rows`` describes.
 """
@@ -26,7 +27,13 @@ from harvest_defs.defs.errors import reraise_actionable
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.partition_figures import voyage_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
-from harvest_defs.defs.voyage_batches import BatchStep, batch_mode_tables, mark_collected
+from harvest_defs.defs.voyage_batches import (
+    VOYAGE_PROVIDER,
+    BatchStep,
+    batch_mode_tables,
+    has_partition_batches,
+    mark_collected,
+)
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
 from harvest_defs.defs.warehouse import VOYAGE_TABLE, partition_rows
 
@@ -55,7 +62,9 @@ def voyage_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: i
     return voyage_embeddings
 
 
-class _EmbeddingTally:
+class EmbeddingTally:
+    """What the rows this run loads add up to (the caller's metadata), counted as dlt reads them."""
+
     def __init__(self) -> None:
         self.rows = 0
         self.tokens = 0
@@ -72,7 +81,18 @@ class _EmbeddingTally:
         return table
 
 
-def _partition_tables(
+def embedding_mode(
+    texts: int, voyage: VoyageResource, store: HarvestStoreResource, partition: str, provider: str
+) -> str:
+    """``batch`` at or above ``VoyageResource.batch_threshold`` texts, or while a batch of the partition is
+    open (else a partition that shrank would pay in real time for texts already in a batch); else real time.
+    """
+    if texts >= voyage.batch_threshold or has_partition_batches(store, provider, partition):
+        return "batch"
+    return "realtime"
+
+
+def partition_tables(
     texts: list[dict[str, Any]],
     voyage: VoyageResource,
     store: HarvestStoreResource,
@@ -80,19 +100,31 @@ def _partition_tables(
     mode: str,
     log: Any,
     step: BatchStep,
-    tally: _EmbeddingTally,
+    tally: EmbeddingTally,
     deleted: list[str],
+    *,
+    table_name: str = "voyage_embeddings",
+    provider: str = VOYAGE_PROVIDER,
+    finish: Callable[[Any], Any] | None = None,
 ) -> Iterator[Any]:
-    """Embeddings for ``texts`` (cached ones free), each tagged with the partition; then the deletions."""
+    """Embeddings for ``texts`` (cached ones free), each tagged with the partition; then the deletions.
+
+    Shared by ``summary_embeddings`` and ``chunk_embeddings`` (one copy of the real-time/Batch API split):
+    ``table_name`` is the destination the cache looks in, ``provider`` the asset's ledger namespace and
+    ``finish`` adds the asset's own columns to every table (deletions included).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from harvest_defs.harvest.voyage.resource import embedding_tables
     from harvest_defs.harvest.voyage.settings import model_spec
 
+    done = finish or (lambda table: table)
     dim = model_spec(voyage.model).dimension(voyage.dims)
     if mode == "batch":
-        tables = batch_mode_tables(texts, voyage, store, partition, log, step)
+        tables = batch_mode_tables(
+            texts, voyage, store, partition, log, step, table_name=table_name, provider=provider
+        )
     else:
         tables = embedding_tables(
             texts,
@@ -100,15 +132,18 @@ def _partition_tables(
             output_dimension=voyage.dims,
             mode="realtime",
             raw_dir=store.raw_dir,
+            table_name=table_name,
+            rpm=voyage.rpm,
+            tpm=voyage.tpm,
             **voyage.client_kwargs(),
         )
     wanted = pa.array(sorted(t["id"] for t in texts), pa.string())
     for table in tables:
         table = table.filter(pc.is_in(table.column("embedding_id"), wanted))  # a batch may hold stale ids
         if table.num_rows:
-            yield tag(tally(table), partition)
+            yield done(tag(tally(table), partition))
     if deleted:
-        yield deletions(deleted, dim, partition)
+        yield done(deletions(deleted, dim, partition))
 
 
 def build_embeddings_assets(
@@ -142,15 +177,15 @@ def build_embeddings_assets(
         current = partition_rows(store, VOYAGE_TABLE, "embedding_id", [], partition)
         wanted = {t["id"] for t in texts}
         deleted = sorted(r["embedding_id"] for r in current if r["embedding_id"] not in wanted)
-        mode = "batch" if len(texts) >= voyage.batch_threshold else "realtime"
+        mode = embedding_mode(len(texts), voyage, store, partition, VOYAGE_PROVIDER)
         context.log.info(
             f"{len(texts)} current summaries in {partition!r} ({mode} API), "
             f"{len(deleted)} embeddings to delete"
         )
-        tally = _EmbeddingTally()
+        tally = EmbeddingTally()
         step = BatchStep()
         source = voyage_embed_source(
-            rows=lambda: _partition_tables(
+            rows=lambda: partition_tables(
                 texts, voyage, store, partition, mode, context.log, step, tally, deleted
             ),
             dims=voyage.dims,
