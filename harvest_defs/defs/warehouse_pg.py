@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # ``harvest.x`` / ``harvest_questions.x`` (any dataset of ours), not inside another identifier.
-_DATASET_RE = re.compile(r'(?<![\w."])(harvest(?:_[a-z0-9_]+)?)\.(?=[A-Za-z_"])')
+_DATASET_RE = re.compile(r'(?<![\w."])(harvest(?:_[a-z0-9_]*)?)\.(?=[A-Za-z_"])')
 
 
 def postgres_sql(sql: str, settings: BackendSettings) -> str:
