@@ -47,7 +47,7 @@ def submit(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -
 
 def sensor(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> dict[str, Any]:
     cursor: str | None = None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while True:
         tick = tick_sensor(defs, instance, "claude_batch_sensor", cursor)
         cursor = tick.cursor
