@@ -154,6 +154,14 @@ def test_dagster_chain_in_four_pods_on_postgres_matches_duckdb(
     # Summaries + passages, the same rows on both backends, the Postgres ones in pgvector.
     assert collected["rows_indexed"] == duck_chain["rows_indexed"] > len(DOCUMENTS)
     assert collected["index"].startswith("postgresql:")
+    assert (
+        collected["resubmit"]
+        == duck_chain["resubmit"]
+        == {
+            "requests_sent": 0,
+            "requests_cached": len(DOCUMENTS),
+        }
+    )
     top = answer["sources"][0]["document_id"]
     assert top == duck_answer["sources"][0]["document_id"] == f"{PARTITION}__on-call-policy"
     # No pod kept state for another: no ledger, DuckDB file or local snapshot a later pod relied on.
