@@ -1,7 +1,7 @@
 """Asset checks: the guarantees a user would otherwise verify by hand after each harvest.
 
-They read the DuckDB files read-only (waiting on the shared lock if a run is writing) and are cheap
-aggregate queries, so they run after every materialization.
+They read the warehouse through its seam (``store.warehouse()``: the DuckDB file read-only under the
+shared lock, or Postgres) and are cheap aggregate queries, so they run after every materialization.
 """
 
 from collections.abc import Sequence
@@ -54,10 +54,11 @@ def failed_request_ratio(store: HarvestStoreResource, anthropic: AnthropicResour
 def embedding_dimensions(store: HarvestStoreResource, voyage: VoyageResource) -> dg.AssetCheckResult:
     """Every stored vector has the configured model's dimension (a wrong one would poison the index)."""
     expected = expected_dimension(voyage)
+    length = store.warehouse().vector_length("embedding")
     row = _one(
         store,
-        f"SELECT count(*) AS total, count(*) FILTER (WHERE len(embedding::FLOAT[]) <> {expected}) AS wrong, "
-        f"min(len(embedding::FLOAT[])) AS min_dim, max(len(embedding::FLOAT[])) AS max_dim "
+        f"SELECT count(*) AS total, count(*) FILTER (WHERE {length} <> {expected}) AS wrong, "
+        f"min({length}) AS min_dim, max({length}) AS max_dim "
         f"FROM {VOYAGE_TABLE} WHERE model = ?",
         VOYAGE_TABLE,
         [voyage.model],
@@ -80,7 +81,7 @@ def every_summary_embedded(store: HarvestStoreResource) -> dg.AssetCheckResult:
     """Every successful summary has an embedding (a gap means a partition still needs embedding)."""
     row = _one(
         store,
-        f"SELECT count(*) AS missing, list(custom_id ORDER BY custom_id)[1:10] AS sample "
+        f"SELECT count(*) AS missing, (array_agg(custom_id ORDER BY custom_id))[1:10] AS sample "
         f"FROM {CLAUDE_TABLE} c "
         f"WHERE c.success AND NOT EXISTS (SELECT 1 FROM {VOYAGE_TABLE} e WHERE e.embedding_id = c.custom_id)",
         VOYAGE_TABLE,
@@ -98,13 +99,12 @@ def every_summary_embedded(store: HarvestStoreResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=RAG_INDEX_KEY, name="index_fresh", blocking=False)
 def index_fresh(store: HarvestStoreResource) -> dg.AssetCheckResult:
     """The index holds every embedding in the warehouse: nothing loaded since the last build is missing."""
-    from harvest_defs.rag.index import indexed_ids
+    from harvest_defs.defs.assets.rag_backends import indexed_ids
 
     embedded = query_rows(
         store, store.warehouse_path, f"SELECT embedding_id FROM {VOYAGE_TABLE}", needs=VOYAGE_TABLE
     )
-    with store.duckdb_lock(store.rag_path, exclusive=False):
-        in_index = indexed_ids(store.rag_path)
+    in_index = indexed_ids(store)
     missing = sorted({r["embedding_id"] for r in embedded or []} - set(in_index))
     return dg.AssetCheckResult(
         passed=not missing,

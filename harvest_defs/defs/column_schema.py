@@ -60,18 +60,9 @@ VOYAGE_COLUMNS: dict[str, str] = {
 
 
 def duckdb_columns(store: HarvestStoreResource, qualified: str) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of a warehouse table, in table order; [] before the first load."""
-    from harvest_defs.defs.warehouse import query_rows
-
-    schema, name = qualified.split(".", 1)
-    rows = query_rows(
-        store,
-        store.warehouse_path,
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
-    )
-    return [(str(r["column_name"]), str(r["data_type"])) for r in rows or []]
+    """(name, type) of a warehouse table, in table order; [] before the first load. The type is the
+    backend's own (``FLOAT[1024]`` in DuckDB, ``jsonb`` on Postgres)."""
+    return store.warehouse().columns(qualified)
 
 
 def column_schema(columns: list[tuple[str, str]], descriptions: Mapping[str, str]) -> dg.TableSchema:

@@ -52,15 +52,9 @@ def definition_pipeline(pipeline_name: str, pipelines_dir: str) -> Any:
 
 
 def runtime_pipeline(pipeline_name: str, store: HarvestStoreResource) -> Any:
-    """The pipeline a run loads with: warehouse DuckDB under this run's ``HARVEST_HOME``."""
-    from harvest_defs.harvest.pipeline import create_duckdb_pipeline
-
-    return create_duckdb_pipeline(
-        pipeline_name=pipeline_name,
-        dataset_name=DATASET_NAME,
-        destination_path=str(store.warehouse_path),
-        pipelines_dir=str(store.pipelines_dir),
-    )
+    """The pipeline a run loads with: into the store's warehouse (the DuckDB file under this run's
+    ``HARVEST_HOME``, or Postgres), its working folder under this run's home."""
+    return store.warehouse().pipeline(pipeline_name, DATASET_NAME)
 
 
 def run_dlt_locked(
@@ -78,11 +72,11 @@ def run_dlt_locked(
     the other run). ``DagsterDltResource.run`` is lazy (the load happens while iterating), so the results
     are drained inside the lock; yielding them afterwards keeps the lock short and the events unchanged.
     """
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):
-        pipeline = runtime_pipeline(pipeline_name, store)
+    warehouse = store.warehouse()
+    with warehouse.lock(exclusive=True):
+        pipeline = warehouse.pipeline(pipeline_name, DATASET_NAME)
         # DagsterDltResource drops the pipeline's local state and pending packages before it runs, so a
         # leftover package from a killed run cannot shadow this one (dlt's has_pending_data pitfall).
-        results = list(
-            dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs)
-        )
+        kwargs = {**warehouse.run_kwargs(), **run_kwargs}
+        results = list(dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **kwargs))
     return [r for r in results if isinstance(r, dg.MaterializeResult)]

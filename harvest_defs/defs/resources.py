@@ -19,9 +19,11 @@ import dagster as dg
 from pydantic import Field
 
 if TYPE_CHECKING:  # the harvesters import the SDKs; keep them out of code-location loading
+    from harvest_defs.defs.warehouse import Warehouse
     from harvest_defs.harvest.backends import BackendSettings
     from harvest_defs.harvest.claude import ClaudeBatchHarvester
     from harvest_defs.harvest.ledger import BatchLedger
+    from harvest_defs.harvest.storage import ObjectStore
 
 DEFAULT_CLAUDE_MODEL = "claude-haiku-4-5"
 DEFAULT_VOYAGE_MODEL = "voyage-3.5"
@@ -60,6 +62,20 @@ class HarvestStoreResource(dg.ConfigurableResource):
         from harvest_defs.harvest.backends import open_ledger
 
         return open_ledger(self.ledger_path, self.backend_settings())
+
+    def warehouse(self) -> Warehouse:
+        """The warehouse of this store's backend (``warehouse.duckdb`` by default, else Postgres): what
+        every asset loads into and reads from (see ``defs.warehouse``)."""
+        from harvest_defs.defs.warehouse import open_warehouse
+
+        return open_warehouse(self)
+
+    def object_store(self) -> ObjectStore | None:
+        """Object storage shared by every run (``HARVEST_STORAGE_URL``), or None: local files only."""
+        from harvest_defs.harvest.storage import ObjectStore
+
+        url = self.backend_settings().storage_url
+        return ObjectStore(url) if url else None
 
     @property
     def home_path(self) -> Path:

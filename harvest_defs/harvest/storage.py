@@ -89,6 +89,20 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
         return True
 
+    def keys(self, prefix: str) -> list[str]:
+        """The complete keys under ``prefix`` (those with a marker), sorted; [] when there are none."""
+        base = self._key(prefix).rstrip("/")
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        root = self.root + "/"
+        return sorted(
+            str(path)[: -len(MARKER_SUFFIX)].removeprefix(root)
+            for path in found
+            if str(path).endswith(MARKER_SUFFIX)
+        )
+
 
 class RawMirror(Protocol):
     """What the harvesters call around their raw files; a no-op without object storage."""

@@ -27,7 +27,7 @@ import psycopg
 from harvest_defs.rag.index import DimensionMismatchError
 from harvest_defs.rag.pg_index import CHUNKS_TABLE, TEXT_SEARCH_CONFIG, read_meta
 from harvest_defs.rag.schema import HNSW_EF_SEARCH
-from harvest_defs.rag.search import FILTERABLE_COLUMNS, Filters, Hit
+from harvest_defs.rag.search import FILTERABLE_COLUMNS, KINDS, Filters, Hit
 
 
 @functools.cache
@@ -44,11 +44,26 @@ def _where(filters: Filters | None) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     for column, value in filters.items():
+        if column == "kind":  # passages vs summary rows, told apart by id exactly as in search.py
+            kinds = [value] if isinstance(value, str) else list(value)
+            unknown = [v for v in kinds if v not in KINDS]
+            if unknown:
+                raise ValueError(f"kind must be one of {sorted(KINDS)}, got {unknown}")
+            clauses.append("(" + " OR ".join(KINDS[v] for v in kinds) + ")")
+            continue
         if column not in FILTERABLE_COLUMNS:
             raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
         clauses.append(f"{column} = ANY(%s)")
         params.append([value] if isinstance(value, str) else list(value))
     return " AND ".join(clauses), params
+
+
+def has_chunks(con: psycopg.Connection[Any]) -> bool:
+    """True when the index holds passage rows (``chunk_embeddings``) beside the summary rows."""
+    if con.execute("SELECT to_regclass(%s)", (CHUNKS_TABLE,)).fetchone() == (None,):
+        return False
+    row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {CHUNKS_TABLE} WHERE {KINDS['chunk']})").fetchone()
+    return bool(row and row[0])
 
 
 def _query_vector(con: psycopg.Connection[Any], vector: np.ndarray) -> np.ndarray:

@@ -217,10 +217,9 @@ def open_search_connection(rag_path: Path | str | None = None) -> Any:
 
 
 def has_chunks(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the index holds passage rows (not only one summary row per document). The Postgres index
-    holds summary rows only (passages are not loaded there yet)."""
+    """True when the index holds passage rows (not only one summary row per document)."""
     if not isinstance(con, duckdb.DuckDBPyConnection):
-        return False
+        return bool(_backend_sql(con).has_chunks(con))
     row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {CHUNKS_TABLE} WHERE {KINDS['chunk']})").fetchone()
     return bool(row and row[0])
 

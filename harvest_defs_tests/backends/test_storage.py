@@ -78,3 +78,16 @@ def test_file_urls_work_the_same(tmp_path: Path) -> None:
     assert store.get("raw/x.bin", tmp_path / "y.bin") and (tmp_path / "y.bin").read_bytes() == b"abc"
     marker = json.loads((tmp_path / "bucket" / "raw" / ("x.bin" + MARKER_SUFFIX)).read_text())
     assert marker["size"] == 3
+
+
+def test_keys_lists_only_complete_objects_under_a_prefix(s3_env: str, tmp_path: Path) -> None:
+    """What ``sync_snapshots`` lists: published objects, never a marker-less (torn) one or another prefix."""
+    store = ObjectStore(s3_env)
+    assert store.keys("documents") == []
+    local = tmp_path / "a.parquet"
+    local.write_bytes(b"PAR1" * 10)
+    store.put(local, "documents/b%2Fc.parquet")
+    store.put(local, "documents/a.parquet")
+    store.put(local, "raw/x.jsonl")
+    store.fs.pipe_file(f"{store.root}/documents/torn.parquet", b"PAR")
+    assert store.keys("documents") == ["documents/a.parquet", "documents/b%2Fc.parquet"]

@@ -31,8 +31,8 @@ import dagster as dg
 from harvest_defs.defs.answers_rerank import RerankStep, rerank_step
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
+from harvest_defs.defs.assets.rag_backends import index_for_search
 from harvest_defs.defs.batches import poll_ended_batches
-from harvest_defs.defs.dlt_support import runtime_pipeline
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.resources import (
     DUCKDB_POOL,
@@ -41,7 +41,7 @@ from harvest_defs.defs.resources import (
     RagResource,
     VoyageResource,
 )
-from harvest_defs.defs.warehouse import query_arrow
+from harvest_defs.defs.warehouse import loading, query_arrow
 
 RAG_ANSWERS_KEY = dg.AssetKey("rag_answers")
 # The ledger's partition key for these batches: the sensor routes them to this asset, not to a collection.
@@ -67,7 +67,6 @@ def _question_vectors(
     """Query embeddings through the library's cached resource (its own dataset), read back by text."""
     import numpy as np
 
-    from harvest_defs.harvest.pipeline import create_duckdb_pipeline
     from harvest_defs.harvest.voyage import voyage_embeddings_batch
 
     resource = voyage_embeddings_batch(
@@ -77,14 +76,8 @@ def _question_vectors(
         mode="realtime",
         **voyage.client_kwargs(),
     )
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):  # attach to the pipeline only when ours
-        pipeline = create_duckdb_pipeline(
-            pipeline_name=QUESTIONS_PIPELINE,
-            dataset_name=QUESTIONS_DATASET,
-            destination_path=str(store.warehouse_path),
-            pipelines_dir=str(store.pipelines_dir),
-        )
-        pipeline.run(resource)
+    with loading(store, QUESTIONS_PIPELINE, QUESTIONS_DATASET) as pipeline:  # attach only when ours
+        pipeline.run(resource, **store.warehouse().run_kwargs())
     table = query_arrow(
         store,
         store.warehouse_path,
@@ -93,8 +86,9 @@ def _question_vectors(
     )
     if table is None:
         return {}
+    # FLOAT[dim] in DuckDB, a jsonb list on Postgres: flattened the same way either way
     vectors = table.column("embedding").combine_chunks()
-    flat = vectors.values.to_numpy(zero_copy_only=False).astype(np.float32)
+    flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     matrix = flat.reshape(len(table), -1)
     return dict(zip(table.column("text").to_pylist(), matrix, strict=True))
 
@@ -113,8 +107,8 @@ def _load_answers(harvester: Any, batch_ids: list[str], store: HarvestStoreResou
                 yield table
 
     resource = dlt.resource(tables(), name="rag_answers", write_disposition="merge", primary_key="custom_id")
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):
-        runtime_pipeline(ANSWERS_PIPELINE, store).run(resource)
+    with loading(store, ANSWERS_PIPELINE) as pipeline:
+        pipeline.run(resource, **store.warehouse().run_kwargs())
     for batch_id in batch_ids:
         harvester.mark_collected(batch_id)
     return loaded
@@ -152,12 +146,13 @@ def rag_answers(
     sent = cached = 0
     est = 0.0
     step: RerankStep | None = None
-    if questions and store.rag_path.exists():
+    has_index, rag_path = index_for_search(store)
+    if questions and has_index:
         vectors = _question_vectors(questions, voyage, store)
         step = rerank_step(rag, voyage, store, len(questions), RAG_ANSWERS_BATCHES, context.log)
         prompts = answer_batch_prompts(
             questions,
-            rag_path=store.rag_path,
+            rag_path=rag_path,
             embed_query=vectors.__getitem__,
             rerank=step.reranker,
             candidates=rag.rerank_candidates,

@@ -1,4 +1,5 @@
-"""``documents``: one partition = one corpus collection, snapshotted to Parquet under ``HARVEST_HOME``.
+"""``documents``: one partition = one corpus collection, snapshotted to Parquet under ``HARVEST_HOME``
+(and published to ``HARVEST_STORAGE_URL`` when set, so runs on other machines read the same snapshot).
 
 The snapshot (not an IO-manager pickle) is what downstream assets read, so a run always harvests exactly
 the documents it recorded, and the file is readable with any tool. It is the partition's *current corpus*:
@@ -28,6 +29,51 @@ def snapshot_path(store: HarvestStoreResource, partition_key: str) -> Path:
     return snapshot_file(store.documents_dir, partition_key)
 
 
+SNAPSHOT_PREFIX = "documents"
+
+
+def _snapshot_key(path: Path) -> str:
+    return f"{SNAPSHOT_PREFIX}/{path.name}"
+
+
+def publish_snapshot(store: HarvestStoreResource, path: Path) -> None:
+    """Copy a written snapshot to object storage (``HARVEST_STORAGE_URL``), where every later run reads
+    it: on Kubernetes the submit, collect and index runs each start on an empty disk."""
+    objects = store.object_store()
+    if objects is not None:
+        objects.put(path, _snapshot_key(path))
+
+
+def fetch_snapshot(store: HarvestStoreResource, path: Path) -> bool:
+    """The latest published snapshot at ``path`` (object storage wins: a local copy may be stale);
+    without object storage, whatever is on this disk. True when ``path`` exists afterwards."""
+    import time
+
+    from harvest_defs.harvest.storage import IncompleteObjectError
+
+    objects = store.object_store()
+    if objects is not None:
+        for attempt in range(3):  # a re-publish between our read of the marker and of the bytes
+            try:
+                objects.get(_snapshot_key(path), path)
+                break
+            except IncompleteObjectError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+    return path.exists()
+
+
+def sync_snapshots(store: HarvestStoreResource) -> list[Path]:
+    """Every partition's snapshot on this disk (fetched from object storage when there is one)."""
+    objects = store.object_store()
+    if objects is not None:
+        for key in objects.keys(SNAPSHOT_PREFIX):
+            fetch_snapshot(store, store.documents_dir / Path(key).name)
+    folder = store.documents_dir
+    return sorted(folder.glob("*.parquet")) if folder.exists() else []
+
+
 def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -45,7 +91,7 @@ def read_snapshot(store: HarvestStoreResource, partition_key: str) -> list[dict[
     import pyarrow.parquet as pq
 
     path = snapshot_path(store, partition_key)
-    if not path.exists():
+    if not fetch_snapshot(store, path):
         raise dg.Failure(
             f"No documents snapshot for partition {partition_key!r}: materialize `documents` first.",
         )
@@ -92,6 +138,7 @@ def build_documents_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         for collection in context.partition_keys:
             read = read_collection(corpus, collection)
             write_snapshot(snapshot_path(store, collection), read.documents)
+            publish_snapshot(store, snapshot_path(store, collection))
             counts[collection] = len(read.documents)
             fingerprints[collection] = collection_fingerprint(corpus, collection)
             hashes.extend(r["text_hash"] for r in read.documents)

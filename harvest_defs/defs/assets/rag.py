@@ -86,6 +86,10 @@ def _has_chunk_table(store: HarvestStoreResource) -> bool:
 def rag_index(
     context: dg.AssetExecutionContext, store: HarvestStoreResource, voyage: VoyageResource
 ) -> dg.MaterializeResult:
+    from harvest_defs.defs.assets.rag_backends import postgres_rag_index, uses_postgres_index
+
+    if uses_postgres_index(store):  # pgvector in the deployment's Postgres (rag_backends.py)
+        return postgres_rag_index(context, store, voyage)
     started = time.monotonic()
     sql = index_rows_sql(store, with_chunks=_has_chunk_table(store))
     rows = query_arrow(store, store.warehouse_path, sql, needs=VOYAGE_TABLE)
