@@ -11,6 +11,7 @@ on failure; see reference/dlt_vectors_measured.md §3). Two cases:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import pyarrow as pa
 from harvest_defs.harvest.voyage.packing import EmbedInput
 
 logger = logging.getLogger("harvest_defs.harvest.voyage")
+# Text hashes per query on a server destination (a bounded ``= ANY(%s)`` parameter).
+SERVER_CHUNK = 5_000
 
 
 @dataclass
@@ -40,6 +43,73 @@ def _active_pipeline() -> Any:
     return pipeline if getattr(pipeline, "destination", None) is not None else None
 
 
+def _is_duckdb(client: Any) -> bool:
+    return type(client.native_connection).__module__.startswith("duckdb")
+
+
+def _found_duckdb(
+    client: Any, table: str, inputs: Sequence[EmbedInput], model: str, input_type: str | None, dim: int
+) -> pa.Table:
+    """One join against the wanted ids registered as an Arrow table (vectors stay Arrow: no Python lists)."""
+    ids = pa.table(
+        {"embedding_id": [i.embedding_id for i in inputs], "text_hash": [i.text_hash for i in inputs]}
+    )
+    con = client.native_connection
+    con.register("_harvest_wanted", ids)
+    try:
+        return (
+            con.execute(
+                f"SELECT w.embedding_id, w.text_hash, e.embedding_id = w.embedding_id AS same_id, "
+                f"e.embedding FROM _harvest_wanted w JOIN {table} e ON e.text_hash = w.text_hash "
+                "WHERE e.model = ? AND e.dimensions = ? AND e.input_type IS NOT DISTINCT FROM ?",
+                [model, dim, input_type],
+            )
+            .arrow()
+            .read_all()
+        )
+    finally:
+        con.unregister("_harvest_wanted")
+
+
+def _found_server(
+    client: Any, table: str, inputs: Sequence[EmbedInput], model: str, input_type: str | None, dim: int
+) -> pa.Table:
+    """The same rows from a server destination (Postgres: ``embedding`` is a jsonb list): the stored rows
+    whose text hash is wanted, fetched ``SERVER_CHUNK`` hashes a query, joined to the wanted ids here."""
+    wanted: dict[str, list[str]] = {}
+    for item in inputs:
+        wanted.setdefault(item.text_hash, []).append(item.embedding_id)
+    hashes = list(wanted)
+    out_ids: list[str] = []
+    out_hashes: list[str] = []
+    same: list[bool] = []
+    vectors: list[list[float]] = []
+    for start in range(0, len(hashes), SERVER_CHUNK):
+        rows = client.execute_sql(
+            f"SELECT embedding_id, text_hash, embedding FROM {table} WHERE text_hash = ANY(%s) "
+            "AND model = %s AND dimensions = %s AND input_type IS NOT DISTINCT FROM %s",
+            hashes[start : start + SERVER_CHUNK],
+            model,
+            dim,
+            input_type,
+        )
+        for stored_id, text_hash, embedding in rows or []:
+            vector = json.loads(embedding) if isinstance(embedding, str) else embedding
+            for embedding_id in wanted.get(text_hash, []):
+                out_ids.append(embedding_id)
+                out_hashes.append(text_hash)
+                same.append(embedding_id == stored_id)
+                vectors.append(vector)
+    return pa.table(
+        {
+            "embedding_id": out_ids,
+            "text_hash": out_hashes,
+            "same_id": same,
+            "embedding": pa.array(vectors, pa.list_(pa.float32())),
+        }
+    )
+
+
 def lookup(
     inputs: Sequence[EmbedInput],
     table_name: str,
@@ -54,30 +124,16 @@ def lookup(
         return hits
     from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-    ids = pa.table(
-        {"embedding_id": [i.embedding_id for i in inputs], "text_hash": [i.text_hash for i in inputs]}
-    )
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
-            con = client.native_connection
-            con.register("_harvest_wanted", ids)
-            try:
-                found = (
-                    con.execute(
-                        f"SELECT w.embedding_id, w.text_hash, e.embedding_id = w.embedding_id AS same_id, "
-                        f"e.embedding FROM _harvest_wanted w JOIN {table} e ON e.text_hash = w.text_hash "
-                        "WHERE e.model = ? AND e.dimensions = ? AND e.input_type IS NOT DISTINCT FROM ?",
-                        [model, dim, input_type],
-                    )
-                    .arrow()
-                    .read_all()
-                )
-            finally:
-                con.unregister("_harvest_wanted")
+            if _is_duckdb(client):
+                found = _found_duckdb(client, table, inputs, model, input_type, dim)
+            else:
+                found = _found_server(client, table, inputs, model, input_type, dim)
     except DatabaseUndefinedRelation:
         return hits  # first run: the table does not exist yet
-    except Exception as exc:  # e.g. a destination without a native DuckDB connection: no cache
+    except Exception as exc:
         if "does not exist" in str(exc) or "Catalog Error" in str(exc):
             return hits
         logger.warning("embedding cache lookup failed (%s); embedding without it", type(exc).__name__)
