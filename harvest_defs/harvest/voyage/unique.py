@@ -29,6 +29,8 @@ def unique_embeddings(
     """``tables`` with every ``embedding_id`` already yielded (earlier table or earlier row) dropped."""
     with SeenIds(scratch_dir) as seen:
         for table in tables:
+            if not table.num_rows:
+                continue
             ids = table.column("embedding_id").to_pylist()
             earlier = seen.check_and_add(ids)
             if not earlier and len(set(ids)) == len(ids):
