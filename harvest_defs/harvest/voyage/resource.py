@@ -22,6 +22,7 @@ import dlt
 import pyarrow as pa
 
 from harvest_defs.harvest.dedup import MERGE_DISPOSITION
+from harvest_defs.harvest.memory import release_memory
 from harvest_defs.harvest.pipeline import vector_column_hint
 from harvest_defs.harvest.streaming import DEFAULT_WINDOW, reiterable
 from harvest_defs.harvest.voyage import cache
@@ -226,6 +227,7 @@ def embedding_tables(
         ),
         Path(raw_dir) / "voyage" / "scratch",
     )
+    release_memory()  # the extract is over: give freed pages back before dlt's load runs DuckDB
 
 
 def _embedding_tables(
