@@ -44,8 +44,10 @@ def vector_column_hint(dim: int) -> dict[str, Any]:
     return {"data_type": "json", DUCKDB_TYPE_HINT: f"FLOAT[{dim}]", "nullable": True}
 
 
-# What dlt's load connection may hold in DuckDB's buffer pool. 512 MB: the load of 1M 1024-d vectors then
-# peaks at the extract's ~0.5 GB plus ~0.8 GB (DuckDB allocates some outside the pool), flat in N.
+# What dlt's load connection may hold in DuckDB's buffer pool. 512 MB: loading N 1024-d vectors then adds
+# ~0.5 GB over the extract whatever N (741 / 889 / 938 MB peak at 50k / 100k / 200k, 1.64 GB for 1M texts
+# end to end; before: 1,465 MB at 50k). A plain ``merge`` (dlt's ROW_NUMBER dedup) of >~40k vectors does
+# not fit in it: declare the merge deduplicated (``harvest.dedup.MERGE_DISPOSITION``) or raise the limit.
 LOAD_MEMORY_LIMIT = "512MB"
 
 
