@@ -8,6 +8,9 @@ limits: a remote API whose memory is not ours). Cases:
   generator or a Parquet path; rows in the table are checked afterwards.
 - ``claude_submit``: ``ClaudeBatchHarvester.submit(generator)`` only (no waiting, no collect).
 - ``voyage_rt``: ``pipeline.run(voyage_embeddings_batch(texts, mode="realtime"))`` (1024-d vectors).
+- ``voyage_load``: dlt's load side alone: ``n`` synthetic 1024-d rows (``embedding_schema``, 5,000 per
+  table) into ``voyage_embeddings`` with the resource's disposition (source ``dedup``) or dlt's plain
+  merge (source ``plain``); no API, so the peak is extract + normalize + DuckDB's load.
 
 ``--baseline-src`` points at a source tree of the previous library (``git archive <rev> harvest_defs``):
 its cases run with the same children, the same emulator and the same prompts, in the same session.
@@ -87,7 +90,7 @@ CHILD = textwrap.dedent(
         case = case.split(":", 1)[1]
         make(prompts if case.startswith("claude") else texts)
         raise SystemExit(0)
-    src = make(prompts if case.startswith("claude") else texts)
+    src = None if case == "voyage_load" else make(prompts if case.startswith("claude") else texts)
     started = time.perf_counter()
     out = {}
     if case == "claude_submit":
@@ -109,6 +112,25 @@ CHILD = textwrap.dedent(
                                                 base_url=url, poll_interval=0.5,
                                                 ledger_path=work / "ledger.sqlite", raw_dir=work / "raw"))
             table = "claude_messages"
+        elif case == "voyage_load":
+            import dlt
+            import numpy as np
+            from harvest_defs.harvest.dedup import MERGE_DISPOSITION
+            from harvest_defs.harvest.voyage.arrow import embeddings_table
+            from harvest_defs.harvest.voyage.resource import embedding_column_hints
+
+            def synthetic():
+                rng = np.random.default_rng(0)
+                for start in range(0, n, 5000):
+                    ids = [f"t_{i}" for i in range(start, min(n, start + 5000))]
+                    yield embeddings_table(ids=ids, texts=[f"Document {i}" for i in ids], text_hashes=ids,
+                                           vectors=rng.random((len(ids), 1024), dtype=np.float32),
+                                           tokens=[10] * len(ids), model="voyage-3.5", dim=1024,
+                                           input_type="document", processing_time_ms=1.0)
+            disposition = MERGE_DISPOSITION if source == "dedup" else "merge"
+            pipeline.run(dlt.resource(synthetic(), name="voyage_embeddings", write_disposition=disposition,
+                                      primary_key="embedding_id", columns=embedding_column_hints(1024)))
+            table = "voyage_embeddings"
         else:
             from harvest_defs.harvest.voyage import voyage_embeddings_batch
             pipeline.run(voyage_embeddings_batch(src, model="voyage-3.5", api_key="pa-bench",

@@ -62,14 +62,20 @@ class RequestsMixin:
             )
 
     def _known(self, provider: str, request_hashes: Iterable[str], columns: str) -> list[tuple]:
-        """``columns`` of every known hash among ``request_hashes``: one join (O(n)), not n queries."""
+        """``columns`` of every known hash among ``request_hashes``: one join (O(n)), not n queries.
+
+        ``CROSS JOIN`` fixes SQLite's loop order: ``wanted`` outside, one primary-key probe of
+        ``requests`` per wanted hash. With a plain ``JOIN`` (and no ANALYZE statistics) SQLite scanned
+        every request of the provider per call: O(ledger) per window, so a 10M-prompt submit was
+        quadratic (7.4 s vs 0.28 s per 50k-hash lookup against a 2.5M-row ledger).
+        """
         with self._connect() as con:
             con.execute("BEGIN")  # one transaction for the temp inserts, not one per row
             con.execute("CREATE TEMP TABLE wanted (h TEXT PRIMARY KEY) WITHOUT ROWID")
             con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in request_hashes))
             rows = con.execute(
-                f"SELECT {columns} FROM requests r JOIN wanted w ON w.h = r.request_hash "
-                "WHERE r.provider = ?",
+                f"SELECT {columns} FROM wanted w CROSS JOIN requests r "
+                "ON r.provider = ? AND r.request_hash = w.h",
                 (provider,),
             ).fetchall()
             con.execute("ROLLBACK")

@@ -136,7 +136,8 @@ class SeenIds:
         con = self._con
         con.execute("BEGIN")
         con.executemany("INSERT OR IGNORE INTO w VALUES (?)", ((i,) for i in ids))
-        earlier = {row[0] for row in con.execute("SELECT id FROM w JOIN seen USING (id)")}
+        # CROSS JOIN: the window outside, one key probe of ``seen`` per id (never a scan of ``seen``).
+        earlier = {row[0] for row in con.execute("SELECT w.id FROM w CROSS JOIN seen ON seen.id = w.id")}
         cursor = con.execute("INSERT OR IGNORE INTO seen SELECT id FROM w")
         self.count += cursor.rowcount
         con.execute("DELETE FROM w")

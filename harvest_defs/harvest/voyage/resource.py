@@ -1,7 +1,8 @@
 """``voyage_embeddings_batch``: the seed guide's dlt resource, rebuilt (see the package docstring).
 
 The resource yields Arrow tables with one schema (``arrow.embedding_schema``) into the
-``voyage_embeddings`` table, merged on ``embedding_id``; the ``embedding`` column carries the
+``voyage_embeddings`` table, merged on ``embedding_id`` (each id once per load, so dlt skips its own
+dedup pass: ``unique.py``); the ``embedding`` column carries the
 ``x-duckdb-type`` hint so ``create_duckdb_pipeline`` stores it as native ``FLOAT[dim]``.
 
 Modes: ``realtime`` (concurrent, rate-limit aware), ``batch`` (Voyage Batch API, 33% off, blocking wait
@@ -20,6 +21,8 @@ from typing import Any, Literal
 import dlt
 import pyarrow as pa
 
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION
+from harvest_defs.harvest.memory import release_memory
 from harvest_defs.harvest.pipeline import vector_column_hint
 from harvest_defs.harvest.streaming import DEFAULT_WINDOW, reiterable
 from harvest_defs.harvest.voyage import cache
@@ -29,6 +32,7 @@ from harvest_defs.harvest.voyage.packing import EmbedInput, InvalidInputsError, 
 from harvest_defs.harvest.voyage.settings import DEFAULT_MODEL, model_spec
 from harvest_defs.harvest.voyage.store import VectorStore, persisted
 from harvest_defs.harvest.voyage.stream import prepare_windows
+from harvest_defs.harvest.voyage.unique import unique_embeddings
 
 TABLE_NAME = "voyage_embeddings"
 logger = logging.getLogger("harvest_defs.harvest.voyage")
@@ -154,7 +158,7 @@ def voyage_embeddings_batch(
     return dlt.resource(
         tables,
         name=TABLE_NAME,
-        write_disposition="merge",
+        write_disposition=MERGE_DISPOSITION,  # deduplicated: embedding_tables yields each id once
         primary_key="embedding_id",
         columns=embedding_column_hints(dim, model),
     )
@@ -192,12 +196,69 @@ def embedding_tables(
     is read ``window`` at a time (any iterable, Arrow, Polars or Parquet: ``harvest/streaming.py``), so
     memory is bounded by the window; progress is logged per window. ``table_name`` is the destination
     table the cache looks in (a component writing its own embeddings table passes that table).
+
+    Each ``embedding_id`` is yielded at most once per call (``unique.py``), so a resource yielding only
+    these tables may declare ``harvest.dedup.MERGE_DISPOSITION`` (no dlt dedup pass at load).
     """
+    if raw_dir is None:
+        raw_dir = _default_state_dir() / "raw"
+    yield from unique_embeddings(
+        _embedding_tables(
+            texts,
+            model,
+            input_type,
+            batch_size,
+            truncation,
+            output_dimension,
+            api_key,
+            base_url,
+            mode=mode,
+            batch_threshold=batch_threshold,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrency=max_concurrency,
+            skip_existing=skip_existing,
+            ledger_path=ledger_path,
+            raw_dir=raw_dir,
+            poll_interval=poll_interval,
+            strict=strict,
+            window=window,
+            table_name=table_name,
+        ),
+        Path(raw_dir) / "voyage" / "scratch",
+    )
+    release_memory()  # the extract is over: give freed pages back before dlt's load runs DuckDB
+
+
+def _embedding_tables(
+    texts: Iterable[str | Mapping[str, Any]],
+    model: str,
+    input_type: str | None,
+    batch_size: int | None,
+    truncation: bool,
+    output_dimension: int | None,
+    api_key: str | None,
+    base_url: str | None,
+    *,
+    mode: Literal["auto", "realtime", "batch"],
+    batch_threshold: int,
+    rpm: int | None,
+    tpm: int | None,
+    max_concurrency: int | None,
+    skip_existing: bool,
+    ledger_path: str | Path | None,
+    raw_dir: str | Path,
+    poll_interval: float,
+    strict: bool,
+    window: int,
+    table_name: str,
+) -> Iterator[pa.Table]:
+    """:func:`embedding_tables` before the once-per-id filter."""
     spec = model_spec(model)
     dim = spec.dimension(output_dimension)
     if mode not in ("auto", "realtime", "batch"):
         raise ValueError(f"mode must be auto, realtime or batch, got {mode!r}")
-    store = VectorStore(raw_dir or _default_state_dir() / "raw")
+    store = VectorStore(raw_dir)
     scratch = store.root.parent / "scratch"
     if strict and reiterable(texts):  # everything is checked before the first request
         for _ in prepare_windows(texts, spec, truncation=truncation, strict=True, window=window):
