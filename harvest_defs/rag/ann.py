@@ -89,10 +89,16 @@ def _new_index(dim: int) -> Index:
 
 
 def _add_rows(con: duckdb.DuckDBPyConnection, index: Index, dim: int, where: str = "") -> int:
-    """Stream ``(ann_key, embedding)`` from the table into the graph in ``BATCH_ROWS`` batches."""
-    reader = con.execute(
-        f"SELECT {KEY_COLUMN}, embedding FROM {CHUNKS_TABLE} {'WHERE ' + where if where else ''}"
-    ).to_arrow_reader(BATCH_ROWS)
+    """Stream ``(ann_key, embedding)`` from the table into the graph in ``BATCH_ROWS`` batches.
+
+    The reader streams (measured at 200k x 1024: RSS grows by one batch, not by the table; DuckDB's pool
+    is capped by the caller's ``memory_limit``), and each batch is handed over as contiguous float16, the
+    graph's own type (half the bytes in flight; usearch would convert each vector anyway).
+    """
+    where_sql = f"WHERE {where}" if where else ""
+    reader = con.execute(f"SELECT {KEY_COLUMN}, embedding FROM {CHUNKS_TABLE} {where_sql}").to_arrow_reader(
+        BATCH_ROWS
+    )
     added = 0
     for batch in reader:
         if not batch.num_rows:
@@ -100,9 +106,10 @@ def _add_rows(con: duckdb.DuckDBPyConnection, index: Index, dim: int, where: str
         keys = batch.column(0).to_numpy().astype(np.uint64)
         embedding = batch.column(1)
         assert isinstance(embedding, pa.FixedSizeListArray)
-        vectors = embedding.flatten().to_numpy().reshape(-1, dim)
+        vectors = np.ascontiguousarray(embedding.flatten().to_numpy().reshape(-1, dim), dtype=np.float16)
+        del batch, embedding
         index.add(keys, vectors, threads=os.cpu_count() or 1)
-        added += batch.num_rows
+        added += len(keys)
     return added
 
 

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from harvest_defs.rag import ann
 from harvest_defs.rag.clock import BuildClock
 from harvest_defs.rag.extensions import connect
-from harvest_defs.rag.incoming import Incoming, attach, spool
+from harvest_defs.rag.incoming import Incoming, Spooled, attach, spool
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
     create_fts_index,
@@ -76,6 +76,8 @@ class IndexStats:
     hnsw: str = "none"
     # Seconds per build step (spool, copy, diff, write, keys, graph, bm25, checkpoint): what a build costs.
     phases: dict[str, float] = field(default_factory=dict)
+    # Per step: the process's RSS at its end and its peak so far (MB), to see which step holds the memory.
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -182,7 +184,7 @@ def _pending_changes(path: Path, incoming: Incoming, prune: bool) -> int | None:
 
 
 def build_index(
-    rows: pa.Table | duckdb.DuckDBPyRelation,
+    rows: pa.Table | duckdb.DuckDBPyRelation | Spooled,
     path: Path | str | None = None,
     *,
     prune: bool = False,
@@ -190,6 +192,8 @@ def build_index(
     """Add new/changed rows to the index at ``path`` (default ``$HARVEST_HOME/rag.duckdb``).
 
     ``prune=True`` also removes chunks absent from ``rows`` (use when ``rows`` is the full source table).
+    A relation is spooled to Parquet first (open its connection with ``incoming.source_connection`` so
+    its buffer pool stays small); ``Spooled`` is such a file written beforehand (the caller deletes it).
     Raises DimensionMismatchError when the rows' dimension differs from the index's.
     """
     started = time.monotonic()
@@ -203,15 +207,18 @@ def build_index(
 
 
 def _build(
-    rows: pa.Table | duckdb.DuckDBPyRelation, path: Path, prune: bool, started: float, spooled: Path
+    rows: pa.Table | duckdb.DuckDBPyRelation | Spooled, path: Path, prune: bool, started: float, spooled: Path
 ) -> IndexStats:
     clock = BuildClock()
     incoming: Incoming
     if isinstance(rows, pa.Table):
         incoming, rows_dim = normalize_rows(rows)
+    elif isinstance(rows, Spooled):
+        incoming, rows_dim = rows.path, rows.dim
     else:  # a relation is never materialised whole: batches go to a Parquet file beside the index
-        incoming, rows_dim, count = spool(rows, spooled)
-        log.info("index build: %d source rows spooled to %s", count, spooled.name)
+        spooled_rows = spool(rows, spooled)
+        incoming, rows_dim = spooled_rows.path, spooled_rows.dim
+        log.info("index build: %d source rows spooled to %s", spooled_rows.rows, spooled.name)
     clock.lap("spool")
     index_dim: int | None = None
     if path.exists():
@@ -227,7 +234,18 @@ def _build(
         pending = _pending_changes(path, incoming, prune) if index_dim else None
         if pending == 0:
             total = total_before[0] if total_before else 0
-            return IndexStats(str(path), dim, total, 0, 0, 0, False, round(time.monotonic() - started, 3))
+            return IndexStats(
+                str(path),
+                dim,
+                total,
+                0,
+                0,
+                0,
+                False,
+                round(time.monotonic() - started, 3),
+                phases=clock.phases,
+                memory=clock.memory,
+            )
     else:
         dim = _check_dim(None, rows_dim, path)
 
@@ -248,7 +266,7 @@ def _build(
     # A reader that opened the old file may still be about to open its graph: keep one generation back.
     ann.remove_stale_sidecars(path, {sidecar.name, written[5]})
     duration = round(time.monotonic() - started, 3)
-    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases)
+    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases, clock.memory)
 
 
 # Up to this share of the index changed, rows go into a copy of the existing graph instead of a rebuild
@@ -256,8 +274,11 @@ def _build(
 # row, in-place insert ~7.5 ms per changed row); 20% keeps a margin for the graph quality of many updates.
 INCREMENTAL_MAX_SHARE = 0.2
 # DuckDB's own memory during a build (its buffer pool; operators spill to ``<file>.tmp`` beyond it). The
-# ANN graph and Python live outside it: ~2.2 GB at 1M x 1024 (float16 vectors + links).
+# ANN graph and Python live outside it: ~2.9 GB at 1M x 1024 (float16 vectors + links, usearch's count).
 BUILD_MEMORY_LIMIT = "2GB"
+# ... and while the graph is built: the pool would otherwise keep up to BUILD_MEMORY_LIMIT of table pages
+# cached beside the graph (the scan reads each page once); lowering the limit evicts them.
+GRAPH_MEMORY_LIMIT = "256MB"
 
 
 def _keeps_graph(con: duckdb.DuckDBPyConnection, previous: Path | None, prune: bool) -> bool:
@@ -339,11 +360,13 @@ def _write(
         clock.lap("write")
         ann.create_key_index(con)
         clock.lap("keys")
+        con.execute(f"SET memory_limit = '{GRAPH_MEMORY_LIMIT}'")
         if incremental and previous is not None:
             graph = ann.update_sidecar(con, dim, previous, sidecar, gone_keys, first_new_key)
         else:
             graph = ann.build_sidecar(con, dim, sidecar)
         clock.lap("graph")
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
         create_fts_index(con)
         clock.lap("bm25")
         total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()
