@@ -137,13 +137,14 @@ def normalize_rows(rows: pa.Table | duckdb.DuckDBPyRelation) -> tuple[pa.Table, 
 
 
 # New or changed rows: no indexed row has the same id with the same text, model and document.
+_INCOMING_SQL = """
+SELECT chunk_id, document_id, coalesce(text, '') AS text, model,
+       coalesce(text_hash, sha256(coalesce(text, ''))) AS text_hash, embedding
+FROM incoming
+QUALIFY row_number() OVER (PARTITION BY chunk_id) = 1
+"""
 _CHANGED_SQL = f"""
-SELECT r.* FROM (
-    SELECT chunk_id, document_id, coalesce(text, '') AS text, model,
-           coalesce(text_hash, sha256(coalesce(text, ''))) AS text_hash, embedding
-    FROM incoming
-    QUALIFY row_number() OVER (PARTITION BY chunk_id) = 1
-) AS r
+SELECT r.* FROM ({_INCOMING_SQL}) AS r
 WHERE NOT EXISTS (
     SELECT 1 FROM {CHUNKS_TABLE} AS c
     WHERE c.chunk_id = r.chunk_id AND c.text_hash = r.text_hash
@@ -328,8 +329,15 @@ def _write(
         previous = ann.sidecar_of(con, read_meta(con), sidecar.parent)
         ann.ensure_key_column(con)
         attach(con, incoming, dim)
-        con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
-        incremental = _keeps_graph(con, previous, prune)
+        # Into an empty table every incoming row is new: ``changed`` is then a view read once by the INSERT
+        # (a temp table would copy all rows first: at 200k x 1024 that copy was 40% of the pre-graph time).
+        empty_row = con.execute(f"SELECT count(*) = 0 FROM {CHUNKS_TABLE}").fetchone()
+        empty = bool(empty_row and empty_row[0])
+        if empty:
+            con.execute(f"CREATE TEMP VIEW changed AS {_INCOMING_SQL}")
+        else:
+            con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
+        incremental = not empty and _keeps_graph(con, previous, prune)
         clock.lap("diff")
         gone_keys: list[int] = []
         if incremental:
@@ -338,13 +346,14 @@ def _write(
         first_new_key = ann.next_key(con)
         con.execute(f"CREATE OR REPLACE TEMP SEQUENCE ann_keys MINVALUE 0 START WITH {first_new_key}")
         con.execute("BEGIN")
-        replaced_row = con.execute(
-            f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
-        ).fetchone()
-        replaced = replaced_row[0] if replaced_row else 0
-        con.execute(f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)")
-        removed = 0
-        if prune:
+        replaced = removed = 0
+        if not empty:
+            replaced_row = con.execute(
+                f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
+            ).fetchone()
+            replaced = replaced_row[0] if replaced_row else 0
+            con.execute(f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)")
+        if prune and not empty:
             gone = con.execute(
                 f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
             ).fetchone()
@@ -356,7 +365,7 @@ def _write(
         ).fetchone()
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
-        con.execute("DROP TABLE changed")
+        con.execute(f"DROP {'VIEW' if empty else 'TABLE'} changed")
         clock.lap("write")
         ann.create_key_index(con)
         clock.lap("keys")
