@@ -23,6 +23,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harvest_defs.rag.rows import DimensionMismatchError, normalize_rows
+
 BATCH_ROWS = 50_000
 # A scan needs a few row groups in the pool at a time; more only caches pages nobody reads again.
 SOURCE_MEMORY_LIMIT = "512MB"
@@ -51,8 +53,6 @@ def _reader(rows: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
 
 def spool(rows: duckdb.DuckDBPyRelation, target: Path) -> Spooled:
     """Write ``rows`` normalised to ``target`` batch by batch (one batch in memory at a time)."""
-    from harvest_defs.rag.index import DimensionMismatchError, normalize_rows
-
     reader = _reader(rows)
     writer: pq.ParquetWriter | None = None
     dim: int | None = None

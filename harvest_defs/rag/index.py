@@ -32,12 +32,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from harvest_defs.rag import ann
 from harvest_defs.rag.clock import BuildClock
 from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.incoming import Incoming, Spooled, attach, spool
+
+# Re-exported: callers import these from here (the index's public face).
+from harvest_defs.rag.rows import OPTIONAL_COLUMNS as OPTIONAL_COLUMNS
+from harvest_defs.rag.rows import REQUIRED_COLUMNS as REQUIRED_COLUMNS
+from harvest_defs.rag.rows import DimensionMismatchError as DimensionMismatchError
+from harvest_defs.rag.rows import normalize_rows as normalize_rows
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
     create_fts_index,
@@ -47,13 +52,7 @@ from harvest_defs.rag.schema import (
 )
 
 log = logging.getLogger(__name__)
-REQUIRED_COLUMNS = ("chunk_id", "document_id", "text", "embedding")
-OPTIONAL_COLUMNS = ("model", "text_hash")
 INDEX_FILENAME = "rag.duckdb"
-
-
-class DimensionMismatchError(ValueError):
-    """Rows carry embeddings of another dimension than the index (or than each other)."""
 
 
 class IndexNotFoundError(FileNotFoundError):
@@ -86,54 +85,6 @@ class IndexStats:
 def default_index_path() -> Path:
     """``$HARVEST_HOME/rag.duckdb`` (``./.harvest`` when HARVEST_HOME is unset)."""
     return Path(os.environ.get("HARVEST_HOME", ".harvest")) / INDEX_FILENAME
-
-
-def _to_arrow(rows: pa.Table | duckdb.DuckDBPyRelation) -> pa.Table:
-    if isinstance(rows, pa.Table):
-        return rows
-    to_table = getattr(rows, "to_arrow_table", None) or rows.fetch_arrow_table
-    return to_table()
-
-
-def normalize_rows(rows: pa.Table | duckdb.DuckDBPyRelation) -> tuple[pa.Table, int | None]:
-    """Check the columns and coerce ``embedding`` to ``FixedSizeList<float32>[dim]``; returns (table, dim).
-
-    Variable-length lists (e.g. from JSON or a plain Python list) are accepted when every row has the same
-    length; anything ragged raises DimensionMismatchError. ``dim`` is None only for an empty variable list.
-    """
-    table = _to_arrow(rows)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"rows lack column(s) {missing}; need {REQUIRED_COLUMNS} (+ optional {OPTIONAL_COLUMNS})"
-        )
-    for name in OPTIONAL_COLUMNS:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-    table = table.select([*REQUIRED_COLUMNS[:3], *OPTIONAL_COLUMNS, "embedding"])
-    embedding = table.column("embedding")
-    kind = embedding.type
-    if pa.types.is_fixed_size_list(kind):
-        dim: int | None = kind.list_size
-    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        lengths = pc.unique(pc.list_value_length(embedding)).to_pylist()
-        if len(lengths) > 1:
-            raise DimensionMismatchError(f"embeddings have mixed dimensions {sorted(lengths)}")
-        dim = lengths[0] if lengths else None
-    else:
-        raise TypeError(f"embedding must be a list of floats, got {kind}")
-    if dim is not None:
-        target = pa.list_(pa.float32(), dim)
-        if embedding.type != target:
-            embedding = embedding.cast(pa.list_(pa.float32())).cast(target)
-        table = table.set_column(table.column_names.index("embedding"), "embedding", embedding)
-    for name in ("chunk_id", "document_id", "text", "model", "text_hash"):
-        column = table.column(name)
-        if column.type != pa.string():
-            table = table.set_column(table.column_names.index(name), name, column.cast(pa.string()))
-    if table.column("chunk_id").null_count or table.column("document_id").null_count:
-        raise ValueError("chunk_id and document_id must not be null")
-    return table, dim
 
 
 # New or changed rows: no indexed row has the same id with the same text, model and document.
