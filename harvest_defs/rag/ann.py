@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from usearch.index import Index
 
-from harvest_defs.rag.schema import CHUNKS_TABLE, HNSW_EF_SEARCH, HNSW_INDEX, HNSW_M
+from harvest_defs.rag.schema import CHUNKS_TABLE, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_INDEX, HNSW_M
 
 KEY_COLUMN = "ann_key"
 # An ART index on the key: the re-rank fetches ~20 rows by key, and without it DuckDB turns the IN list into
@@ -40,10 +40,10 @@ DTYPE = "f16"
 SUFFIX = ".usearch"
 # Rows per Arrow batch read from DuckDB while the graph is built: 50k x 1024 floats = 200 MB in flight.
 BATCH_ROWS = 50_000
-# Candidates examined per insert while the graph is built: the graph build is ~90% of a 1M build's time and
-# scales with it; 64 instead of vss's 128 halves it, and the exact re-rank of 2k candidates keeps recall
-# (benchmarks/results/index_build_1m.json measures recall@10 for this setting).
-EF_CONSTRUCTION = 64
+# Candidates examined per insert while the graph is built (~80% of a 1M build's time). 64 was measured at
+# 1M x 1024 (benchmarks/results/index_build_1m.json): graph 1,423 s on a loaded machine but recall@10 0.88
+# near the data, under the 0.95 goal; 128 (vss's value) gave 1.0 at 200k, so 128 it stays.
+EF_CONSTRUCTION = HNSW_EF_CONSTRUCTION
 # Candidates taken from the graph per query before the exact re-rank: at least this many, and 2k.
 MIN_CANDIDATES = 20
 
