@@ -63,7 +63,10 @@ CHILD = textwrap.dedent(
     from harvest_defs.rag.index import build_index, open_index
     from harvest_defs.rag.search import exact_search, vector_search
 
-    source = duckdb.connect(str(warehouse), read_only=True)
+    from harvest_defs.rag import incoming
+    # As the rag_index asset opens the warehouse (a small buffer pool); an older tree opens it plainly.
+    opener = getattr(incoming, "source_connection", None)
+    source = opener(warehouse) if opener else duckdb.connect(str(warehouse), read_only=True)
     rows = source.sql("SELECT chunk_id, document_id, text, model, text_hash, embedding FROM emb")
     started = time.perf_counter()
     stats = build_index(rows, work / "rag.duckdb", prune=True)

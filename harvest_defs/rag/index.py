@@ -32,12 +32,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from harvest_defs.rag import ann
 from harvest_defs.rag.clock import BuildClock
 from harvest_defs.rag.extensions import connect
-from harvest_defs.rag.incoming import Incoming, attach, spool
+from harvest_defs.rag.incoming import Incoming, Spooled, attach, spool
+
+# Re-exported: callers import these from here (the index's public face).
+from harvest_defs.rag.rows import OPTIONAL_COLUMNS as OPTIONAL_COLUMNS
+from harvest_defs.rag.rows import REQUIRED_COLUMNS as REQUIRED_COLUMNS
+from harvest_defs.rag.rows import DimensionMismatchError as DimensionMismatchError
+from harvest_defs.rag.rows import normalize_rows as normalize_rows
 from harvest_defs.rag.schema import (
     CHUNKS_TABLE,
     create_fts_index,
@@ -47,13 +52,7 @@ from harvest_defs.rag.schema import (
 )
 
 log = logging.getLogger(__name__)
-REQUIRED_COLUMNS = ("chunk_id", "document_id", "text", "embedding")
-OPTIONAL_COLUMNS = ("model", "text_hash")
 INDEX_FILENAME = "rag.duckdb"
-
-
-class DimensionMismatchError(ValueError):
-    """Rows carry embeddings of another dimension than the index (or than each other)."""
 
 
 class IndexNotFoundError(FileNotFoundError):
@@ -76,6 +75,8 @@ class IndexStats:
     hnsw: str = "none"
     # Seconds per build step (spool, copy, diff, write, keys, graph, bm25, checkpoint): what a build costs.
     phases: dict[str, float] = field(default_factory=dict)
+    # Per step: the process's RSS at its end and its peak so far (MB), to see which step holds the memory.
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -86,62 +87,15 @@ def default_index_path() -> Path:
     return Path(os.environ.get("HARVEST_HOME", ".harvest")) / INDEX_FILENAME
 
 
-def _to_arrow(rows: pa.Table | duckdb.DuckDBPyRelation) -> pa.Table:
-    if isinstance(rows, pa.Table):
-        return rows
-    to_table = getattr(rows, "to_arrow_table", None) or rows.fetch_arrow_table
-    return to_table()
-
-
-def normalize_rows(rows: pa.Table | duckdb.DuckDBPyRelation) -> tuple[pa.Table, int | None]:
-    """Check the columns and coerce ``embedding`` to ``FixedSizeList<float32>[dim]``; returns (table, dim).
-
-    Variable-length lists (e.g. from JSON or a plain Python list) are accepted when every row has the same
-    length; anything ragged raises DimensionMismatchError. ``dim`` is None only for an empty variable list.
-    """
-    table = _to_arrow(rows)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"rows lack column(s) {missing}; need {REQUIRED_COLUMNS} (+ optional {OPTIONAL_COLUMNS})"
-        )
-    for name in OPTIONAL_COLUMNS:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-    table = table.select([*REQUIRED_COLUMNS[:3], *OPTIONAL_COLUMNS, "embedding"])
-    embedding = table.column("embedding")
-    kind = embedding.type
-    if pa.types.is_fixed_size_list(kind):
-        dim: int | None = kind.list_size
-    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        lengths = pc.unique(pc.list_value_length(embedding)).to_pylist()
-        if len(lengths) > 1:
-            raise DimensionMismatchError(f"embeddings have mixed dimensions {sorted(lengths)}")
-        dim = lengths[0] if lengths else None
-    else:
-        raise TypeError(f"embedding must be a list of floats, got {kind}")
-    if dim is not None:
-        target = pa.list_(pa.float32(), dim)
-        if embedding.type != target:
-            embedding = embedding.cast(pa.list_(pa.float32())).cast(target)
-        table = table.set_column(table.column_names.index("embedding"), "embedding", embedding)
-    for name in ("chunk_id", "document_id", "text", "model", "text_hash"):
-        column = table.column(name)
-        if column.type != pa.string():
-            table = table.set_column(table.column_names.index(name), name, column.cast(pa.string()))
-    if table.column("chunk_id").null_count or table.column("document_id").null_count:
-        raise ValueError("chunk_id and document_id must not be null")
-    return table, dim
-
-
 # New or changed rows: no indexed row has the same id with the same text, model and document.
+_INCOMING_SQL = """
+SELECT chunk_id, document_id, coalesce(text, '') AS text, model,
+       coalesce(text_hash, sha256(coalesce(text, ''))) AS text_hash, embedding
+FROM incoming
+QUALIFY row_number() OVER (PARTITION BY chunk_id) = 1
+"""
 _CHANGED_SQL = f"""
-SELECT r.* FROM (
-    SELECT chunk_id, document_id, coalesce(text, '') AS text, model,
-           coalesce(text_hash, sha256(coalesce(text, ''))) AS text_hash, embedding
-    FROM incoming
-    QUALIFY row_number() OVER (PARTITION BY chunk_id) = 1
-) AS r
+SELECT r.* FROM ({_INCOMING_SQL}) AS r
 WHERE NOT EXISTS (
     SELECT 1 FROM {CHUNKS_TABLE} AS c
     WHERE c.chunk_id = r.chunk_id AND c.text_hash = r.text_hash
@@ -182,7 +136,7 @@ def _pending_changes(path: Path, incoming: Incoming, prune: bool) -> int | None:
 
 
 def build_index(
-    rows: pa.Table | duckdb.DuckDBPyRelation,
+    rows: pa.Table | duckdb.DuckDBPyRelation | Spooled,
     path: Path | str | None = None,
     *,
     prune: bool = False,
@@ -190,6 +144,8 @@ def build_index(
     """Add new/changed rows to the index at ``path`` (default ``$HARVEST_HOME/rag.duckdb``).
 
     ``prune=True`` also removes chunks absent from ``rows`` (use when ``rows`` is the full source table).
+    A relation is spooled to Parquet first (open its connection with ``incoming.source_connection`` so
+    its buffer pool stays small); ``Spooled`` is such a file written beforehand (the caller deletes it).
     Raises DimensionMismatchError when the rows' dimension differs from the index's.
     """
     started = time.monotonic()
@@ -203,15 +159,18 @@ def build_index(
 
 
 def _build(
-    rows: pa.Table | duckdb.DuckDBPyRelation, path: Path, prune: bool, started: float, spooled: Path
+    rows: pa.Table | duckdb.DuckDBPyRelation | Spooled, path: Path, prune: bool, started: float, spooled: Path
 ) -> IndexStats:
     clock = BuildClock()
     incoming: Incoming
     if isinstance(rows, pa.Table):
         incoming, rows_dim = normalize_rows(rows)
+    elif isinstance(rows, Spooled):
+        incoming, rows_dim = rows.path, rows.dim
     else:  # a relation is never materialised whole: batches go to a Parquet file beside the index
-        incoming, rows_dim, count = spool(rows, spooled)
-        log.info("index build: %d source rows spooled to %s", count, spooled.name)
+        spooled_rows = spool(rows, spooled)
+        incoming, rows_dim = spooled_rows.path, spooled_rows.dim
+        log.info("index build: %d source rows spooled to %s", spooled_rows.rows, spooled.name)
     clock.lap("spool")
     index_dim: int | None = None
     if path.exists():
@@ -227,7 +186,18 @@ def _build(
         pending = _pending_changes(path, incoming, prune) if index_dim else None
         if pending == 0:
             total = total_before[0] if total_before else 0
-            return IndexStats(str(path), dim, total, 0, 0, 0, False, round(time.monotonic() - started, 3))
+            return IndexStats(
+                str(path),
+                dim,
+                total,
+                0,
+                0,
+                0,
+                False,
+                round(time.monotonic() - started, 3),
+                phases=clock.phases,
+                memory=clock.memory,
+            )
     else:
         dim = _check_dim(None, rows_dim, path)
 
@@ -248,7 +218,7 @@ def _build(
     # A reader that opened the old file may still be about to open its graph: keep one generation back.
     ann.remove_stale_sidecars(path, {sidecar.name, written[5]})
     duration = round(time.monotonic() - started, 3)
-    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases)
+    return IndexStats(str(path), dim, *written[:4], True, duration, written[4], clock.phases, clock.memory)
 
 
 # Up to this share of the index changed, rows go into a copy of the existing graph instead of a rebuild
@@ -256,8 +226,11 @@ def _build(
 # row, in-place insert ~7.5 ms per changed row); 20% keeps a margin for the graph quality of many updates.
 INCREMENTAL_MAX_SHARE = 0.2
 # DuckDB's own memory during a build (its buffer pool; operators spill to ``<file>.tmp`` beyond it). The
-# ANN graph and Python live outside it: ~2.2 GB at 1M x 1024 (float16 vectors + links).
+# ANN graph and Python live outside it: ~2.9 GB at 1M x 1024 (float16 vectors + links, usearch's count).
 BUILD_MEMORY_LIMIT = "2GB"
+# ... and while the graph is built: the pool would otherwise keep up to BUILD_MEMORY_LIMIT of table pages
+# cached beside the graph (the scan reads each page once); lowering the limit evicts them.
+GRAPH_MEMORY_LIMIT = "256MB"
 
 
 def _keeps_graph(con: duckdb.DuckDBPyConnection, previous: Path | None, prune: bool) -> bool:
@@ -307,8 +280,15 @@ def _write(
         previous = ann.sidecar_of(con, read_meta(con), sidecar.parent)
         ann.ensure_key_column(con)
         attach(con, incoming, dim)
-        con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
-        incremental = _keeps_graph(con, previous, prune)
+        # Into an empty table every incoming row is new: ``changed`` is then a view read once by the INSERT
+        # (a temp table would copy all rows first: at 200k x 1024 that copy was 40% of the pre-graph time).
+        empty_row = con.execute(f"SELECT count(*) = 0 FROM {CHUNKS_TABLE}").fetchone()
+        empty = bool(empty_row and empty_row[0])
+        if empty:
+            con.execute(f"CREATE TEMP VIEW changed AS {_INCOMING_SQL}")
+        else:
+            con.execute(f"CREATE TEMP TABLE changed AS {_CHANGED_SQL}")
+        incremental = not empty and _keeps_graph(con, previous, prune)
         clock.lap("diff")
         gone_keys: list[int] = []
         if incremental:
@@ -317,13 +297,14 @@ def _write(
         first_new_key = ann.next_key(con)
         con.execute(f"CREATE OR REPLACE TEMP SEQUENCE ann_keys MINVALUE 0 START WITH {first_new_key}")
         con.execute("BEGIN")
-        replaced_row = con.execute(
-            f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
-        ).fetchone()
-        replaced = replaced_row[0] if replaced_row else 0
-        con.execute(f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)")
-        removed = 0
-        if prune:
+        replaced = removed = 0
+        if not empty:
+            replaced_row = con.execute(
+                f"SELECT count(*) FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)"
+            ).fetchone()
+            replaced = replaced_row[0] if replaced_row else 0
+            con.execute(f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id IN (SELECT chunk_id FROM changed)")
+        if prune and not empty:
             gone = con.execute(
                 f"DELETE FROM {CHUNKS_TABLE} WHERE chunk_id NOT IN (SELECT chunk_id FROM incoming)"
             ).fetchone()
@@ -335,15 +316,17 @@ def _write(
         ).fetchone()
         added = (inserted[0] if inserted else 0) - replaced
         con.execute("COMMIT")
-        con.execute("DROP TABLE changed")
+        con.execute(f"DROP {'VIEW' if empty else 'TABLE'} changed")
         clock.lap("write")
         ann.create_key_index(con)
         clock.lap("keys")
+        con.execute(f"SET memory_limit = '{GRAPH_MEMORY_LIMIT}'")
         if incremental and previous is not None:
             graph = ann.update_sidecar(con, dim, previous, sidecar, gone_keys, first_new_key)
         else:
             graph = ann.build_sidecar(con, dim, sidecar)
         clock.lap("graph")
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
         create_fts_index(con)
         clock.lap("bm25")
         total_row = con.execute(f"SELECT count(*) FROM {CHUNKS_TABLE}").fetchone()

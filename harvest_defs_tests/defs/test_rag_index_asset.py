@@ -71,6 +71,11 @@ def test_rag_index_is_incremental_and_fresh(
 
     first = _materialize_index(defs, instance)
     assert first["dagster/row_count"] == 3 and first["rows_added"] == 3 and first["dimension"] == DIM
+    # The rows came from the warehouse through a spool file (never one Arrow table), removed afterwards;
+    # the build's time and memory per step are in the metadata.
+    assert first["source_rows"] == 3 and not list(harvest_home.glob(".rag.duckdb.source-*"))
+    assert isinstance(first["phases_s"], dict) and "graph" in first["phases_s"]
+    assert isinstance(first["peak_rss_mb"], float) and first["peak_rss_mb"] > 0
     again = _materialize_index(defs, instance)
     assert again["rows_added"] == 0 and again["rebuilt"] is False
 

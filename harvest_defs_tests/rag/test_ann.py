@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from usearch.index import Index
 
 from harvest_defs.emulator.content import embed_text
-from harvest_defs.rag import ann
+from harvest_defs.rag import ann, incoming
 from harvest_defs.rag.extensions import connect
 from harvest_defs.rag.index import DimensionMismatchError, build_index, open_index
 from harvest_defs.rag.schema import CHUNKS_TABLE, create_hnsw_index, create_tables, read_meta, write_meta
@@ -211,5 +211,54 @@ def test_a_filtered_query_uses_the_graph_and_matches_the_exact_filtered_scan(tmp
                 assert all((h.chunk_id != h.document_id) == (kind == "chunk") for h in got)
                 assert got[0].chunk_id == want[0].chunk_id
                 assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-4)
+    finally:
+        con.close()
+
+
+def test_a_graph_built_over_many_batches_finds_the_exact_neighbours_and_each_phase_reports_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rag_index asset's path: a warehouse file read through ``source_connection``, spooled before the
+    build (``Spooled``), the graph fed in many small batches; its top-10 equals the exact scan's."""
+    rng = np.random.default_rng(16)
+    vectors = rng.standard_normal((300, DIM)).astype(np.float32)
+    ids = [f"v{i}" for i in range(len(vectors))]
+    warehouse = tmp_path / "warehouse.duckdb"
+    writer = duckdb.connect(str(warehouse))
+    writer.register(
+        "src",
+        pa.table(
+            {
+                "chunk_id": ids,
+                "document_id": ids,
+                "text": [f"text {i}" for i in ids],
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIM),
+            }
+        ),
+    )
+    writer.execute("CREATE TABLE emb AS SELECT * FROM src")
+    writer.close()
+    monkeypatch.setattr(ann, "BATCH_ROWS", 16)  # 19 batches into the graph
+    monkeypatch.setattr(incoming, "BATCH_ROWS", 64)  # 5 spooled batches
+    source = incoming.source_connection(warehouse)
+    try:
+        spooled = incoming.spool(source.sql("SELECT * FROM emb"), tmp_path / "spooled.parquet")
+    finally:
+        source.close()
+    assert (spooled.rows, spooled.dim) == (300, DIM)
+    stats = build_index(spooled, tmp_path / "rag.duckdb", prune=True)
+    assert stats.total_rows == 300 and spooled.path.exists()  # the caller's file is the caller's to delete
+    assert list(stats.memory) == list(stats.phases) and "graph" in stats.phases
+    peaks = [m["peak_mb"] for m in stats.memory.values()]
+    assert all(m["rss_mb"] > 0 for m in stats.memory.values()) and peaks == sorted(peaks)
+    graph, keys = _graph_and_keys(tmp_path / "rag.duckdb")
+    restored = Index.restore(str(graph))
+    assert restored is not None and len(restored) == len(set(keys.values())) == 300
+    con = open_index(tmp_path / "rag.duckdb")
+    try:
+        for query in rng.standard_normal((10, DIM)).astype(np.float32):
+            assert [h.chunk_id for h in vector_search(con, query, 10)] == [
+                h.chunk_id for h in exact_search(con, query, 10)
+            ]
     finally:
         con.close()

@@ -5,7 +5,11 @@ from the warehouse (only new/changed rows are added), and ``rag_index_sensor`` r
 ``summary_embeddings`` partition lands.
 """
 
+import os
 import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -13,7 +17,10 @@ from harvest_defs.defs.assets.chunks import CHUNK_EMBEDDINGS_KEY, CHUNK_TABLE
 from harvest_defs.defs.assets.voyage import EMBEDDINGS_KEY
 from harvest_defs.defs.metadata import as_metadata
 from harvest_defs.defs.resources import DUCKDB_POOL, HarvestStoreResource, VoyageResource
-from harvest_defs.defs.warehouse import VOYAGE_TABLE, query_arrow
+from harvest_defs.defs.warehouse import VOYAGE_TABLE
+
+if TYPE_CHECKING:
+    from harvest_defs.rag.incoming import Spooled
 
 RAG_INDEX_KEY = dg.AssetKey("rag_index")
 # Set by rag_index_sensor: the summary_embeddings partitions that landed since the last index run.
@@ -75,6 +82,25 @@ def _has_chunk_table(store: HarvestStoreResource) -> bool:
             con.close()
 
 
+def _spool_warehouse(store: HarvestStoreResource, sql: str, target: Path) -> "Spooled | None":
+    """The index rows written to ``target`` in bounded batches, under the warehouse's shared lock only (the
+    graph build that follows can take minutes at 1M rows and must not hold off the loads); None when
+    nothing is embedded yet. Never one Arrow table: that was 4.3 GB at 1M x 1024."""
+    from harvest_defs.defs.warehouse import table_exists
+    from harvest_defs.rag.incoming import source_connection, spool
+
+    if not store.warehouse_path.exists():
+        return None
+    with store.duckdb_lock(store.warehouse_path, exclusive=False):
+        con = source_connection(store.warehouse_path)
+        try:
+            if not table_exists(con, VOYAGE_TABLE):
+                return None
+            return spool(con.sql(sql), target)
+        finally:
+            con.close()
+
+
 @dg.asset(
     key=RAG_INDEX_KEY,
     deps=[EMBEDDINGS_KEY, CHUNK_EMBEDDINGS_KEY],
@@ -92,12 +118,31 @@ def rag_index(
         return postgres_rag_index(context, store, voyage)
     started = time.monotonic()
     sql = index_rows_sql(store, with_chunks=_has_chunk_table(store))
-    rows = query_arrow(store, store.warehouse_path, sql, needs=VOYAGE_TABLE)
+    store.rag_path.parent.mkdir(parents=True, exist_ok=True)
+    target = store.rag_path.with_name(
+        f".{store.rag_path.name}.source-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    )
+    try:
+        return _materialize(context, store, voyage, sql, target, started)
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def _materialize(
+    context: dg.AssetExecutionContext,
+    store: HarvestStoreResource,
+    voyage: VoyageResource,
+    sql: str,
+    target: Path,
+    started: float,
+) -> dg.MaterializeResult:
+    import pyarrow as pa
+
+    from harvest_defs.rag.incoming import Spooled
     from harvest_defs.rag.index import REQUIRED_COLUMNS, build_index
 
+    rows: pa.Table | Spooled | None = _spool_warehouse(store, sql, target)
     if rows is None:  # nothing embedded yet (an empty or unreadable corpus): the index is empty too
-        import pyarrow as pa
-
         from harvest_defs.harvest.voyage.settings import model_spec
 
         dim = model_spec(voyage.model).dimension(voyage.dims)
@@ -133,10 +178,13 @@ def rag_index(
                 "rows_removed": stats.rows_removed,
                 "rebuilt": stats.rebuilt,
                 "dimension": stats.dim,
-                "source_rows": rows.num_rows,
+                "source_rows": rows.rows if isinstance(rows, Spooled) else rows.num_rows,
                 "index_path": dg.MetadataValue.path(str(store.rag_path)),
                 "built_at": dg.MetadataValue.timestamp(time.time()),
                 "duration_s": round(time.monotonic() - started, 3),
+                # Where a big build spends its time and memory (seconds; the process peak after each step).
+                "phases_s": dg.MetadataValue.json(stats.phases) if stats.phases else None,
+                "peak_rss_mb": max((m["peak_mb"] for m in stats.memory.values()), default=None),
             }
         )
     )
