@@ -124,11 +124,12 @@ def test_over_long_text_truncated_or_reported_while_the_rest_is_embedded(
 
 
 def test_rate_limited_server_429s_are_absorbed(tmp_path: Path, emulator: EmulatorServer) -> None:
-    """300 RPM / 1M TPM, 100 ms latency, and the quota already used up by another client 58 s ago."""
+    """300 RPM / 1M TPM, 100 ms latency, and the quota already used up by another client 54 s ago (the
+    pipeline must reach the server before the window frees: 6 s, enough on a loaded worker)."""
     emulator.configure(voyage_rpm=300, voyage_tpm=1_000_000, latency_ms=100)
     window = emulator.state.windows["voyage"]
     with emulator.state.lock:
-        earlier = time.monotonic() - 58.0
+        earlier = time.monotonic() - 54.0
         for _ in range(300):
             window.events.append((earlier, 0))
     pipeline = _pipeline(tmp_path)

@@ -210,7 +210,10 @@ def test_a_filtered_query_uses_the_graph_and_matches_the_exact_filtered_scan(tmp
                 assert len(got) == 5
                 assert all((h.chunk_id != h.document_id) == (kind == "chunk") for h in got)
                 assert got[0].chunk_id == want[0].chunk_id
-                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-4)
+                # Approximate search: the graph may miss a near-tie (1 run in ~15 did, by 0.005 at rank 5),
+                # never beat the exact optimum, and must find most of it.
+                assert all(g.score <= w.score + 1e-4 for g, w in zip(got, want, strict=True))
+                assert len({h.chunk_id for h in got} & {h.chunk_id for h in want}) >= 4
     finally:
         con.close()
 
@@ -219,7 +222,8 @@ def test_a_graph_built_over_many_batches_finds_the_exact_neighbours_and_each_pha
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The rag_index asset's path: a warehouse file read through ``source_connection``, spooled before the
-    build (``Spooled``), the graph fed in many small batches; its top-10 equals the exact scan's."""
+    build (``Spooled``), the graph fed in many small batches; its top-10 is the exact scan's
+    (recall@10 ≥ 0.95)."""
     rng = np.random.default_rng(16)
     vectors = rng.standard_normal((300, DIM)).astype(np.float32)
     ids = [f"v{i}" for i in range(len(vectors))]
@@ -256,9 +260,13 @@ def test_a_graph_built_over_many_batches_finds_the_exact_neighbours_and_each_pha
     assert restored is not None and len(restored) == len(set(keys.values())) == 300
     con = open_index(tmp_path / "rag.duckdb")
     try:
+        found = 0
         for query in rng.standard_normal((10, DIM)).astype(np.float32):
-            assert [h.chunk_id for h in vector_search(con, query, 10)] == [
-                h.chunk_id for h in exact_search(con, query, 10)
-            ]
+            got, want = vector_search(con, query, 10), exact_search(con, query, 10)
+            assert got[0].chunk_id == want[0].chunk_id
+            found += len({h.chunk_id for h in got} & {h.chunk_id for h in want})
+        # Random Gaussian vectors are near-ties beyond the first ranks and the graph holds f16 copies, so
+        # an exact equality of all 10 would fail now and then (1 run in ~5): recall@10 is the contract.
+        assert found / 100 >= 0.95
     finally:
         con.close()
