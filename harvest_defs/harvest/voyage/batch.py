@@ -35,6 +35,7 @@ from harvest_defs.harvest.hashing import set_hash, stable_hash
 from harvest_defs.harvest.ledger import BatchLedger, LedgerBatch
 from harvest_defs.harvest.progress import BatchProgress as SharedBatchProgress
 from harvest_defs.harvest.progress import download_atomically
+from harvest_defs.harvest.storage import raw_mirror
 from harvest_defs.harvest.voyage.arrow import decode_base64_vectors, embeddings_table
 from harvest_defs.harvest.voyage.client import openai_batch_client, resolve_credentials
 from harvest_defs.harvest.voyage.packing import EmbedInput, Rejected, prepare_inputs
@@ -116,6 +117,9 @@ class VoyageBatchHarvester:
         # its own, so one instance's sensor never collects (or requests runs for) another's batches.
         self.provider = provider
         self.store = VectorStore(raw_dir)
+        # Object storage (HARVEST_STORAGE_URL) for runs on other nodes, or none: manifests are published
+        # before the create, outputs after their download, so a collect in a fresh pod needs no local disk.
+        self.mirror = raw_mirror(raw_dir)
         self.poll_interval = poll_interval
         self.log = log or logger.info
         self._client: Any = None
@@ -256,6 +260,7 @@ class VoyageBatchHarvester:
                 for n, (h, i) in enumerate(chunk)
             ),
         )
+        self.mirror.publish(manifest)  # before the create: a collect on another node maps lines with it
         upload = manifest.with_suffix(".upload.jsonl")
         _write_atomic(
             upload,
@@ -351,13 +356,17 @@ class VoyageBatchHarvester:
         row = self._ledger_row(batch_id)
         output = self.raw_dir / f"{batch_id}.jsonl"
         errors = self.raw_dir / f"{batch_id}.errors.jsonl"
-        if not output.exists():
+        if not self.mirror.fetch(output):  # here already, or downloaded whole by another node's collect
             progress = self.poll(batch_id)
             if not progress.ended:
                 raise RuntimeError(f"Voyage batch {batch_id} has not ended ({progress.processing_status})")
-            self._download(progress.error_file_id, errors)
+            if self._download(progress.error_file_id, errors) is not None:
+                self.mirror.publish(errors)
             if self._download(progress.output_file_id, output) is None:
                 _write_atomic(output, iter(()))
+            self.mirror.publish(output)  # after the errors: a mirrored output means both are there
+        else:
+            self.mirror.fetch(errors)
         manifest = self._read_manifest(row)
         results: dict[str, tuple[Any, int]] = {}
         failures: dict[str, str] = {}
@@ -379,6 +388,7 @@ class VoyageBatchHarvester:
 
     def _read_manifest(self, row: LedgerBatch) -> list[dict[str, Any]]:
         path = self._manifest_path(row.request_set_hash, row.chunk_index)
+        self.mirror.fetch(path)  # written on another node (its own HARVEST_HOME): the same key here
         with open(path, encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]
 
