@@ -1,4 +1,4 @@
-"""The crash matrix (``reliability/test_crash_matrix.py``) on the Postgres backend, with no shared disk.
+"""The crash matrix (``reliability/test_crash_matrix.py``) on Postgres with no shared disk: Claude, Voyage.
 
 One chain of processes, each with a fresh ``HARVEST_HOME``: SIGKILL before the create call, right after
 it was answered, while polling (from outside, when the Postgres ledger shows polled progress), mid-download
@@ -50,6 +50,7 @@ def test_claude_survives_sigkill_at_every_stage_without_a_shared_disk(
     from harvest_defs_tests.reliability.conftest import record
 
     sets = crash_child.N_PROMPTS // crash_child.PROMPTS_PER_BATCH + 1
+    claude_child = [*CHILD, "claude"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARVEST_STORAGE_URL": s3_env}
     for i, stage in enumerate(STAGES):
         home = tmp_path / f"pod-{i}"
@@ -64,7 +65,7 @@ def test_claude_survives_sigkill_at_every_stage_without_a_shared_disk(
         else:
             api_env.configure(batch_processing_seconds=0.0)
         proc = subprocess.Popen(
-            [*CHILD, child_stage, str(home)],
+            [*claude_child, child_stage, str(home)],
             env={**env, "HARVEST_HOME": str(home)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -100,3 +101,50 @@ def test_claude_survives_sigkill_at_every_stage_without_a_shared_disk(
     raw = [p for p in store.fs.find(f"{store.root}/raw/claude") if p.endswith(".jsonl")]
     assert len(raw) == sets and all(store.complete(p.removeprefix(store.root + "/")) for p in raw)
     assert sum(len(store.fs.cat_file(p).splitlines()) for p in raw) == n
+
+
+@pytest.mark.timeout(600)
+def test_voyage_batch_survives_sigkill_at_every_stage_without_a_shared_disk(
+    api_env: EmulatorServer, pg_env: BackendSettings, s3_env: str, tmp_path: Path
+) -> None:
+    """The Voyage Batch API under the same matrix: one batch ever, every text loaded once, its output
+    file whole in the bucket. The kill mid-poll comes from inside the poll (the Voyage emulator fixes a
+    batch's duration at creation)."""
+    from harvest_defs_tests.reliability.conftest import record
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARVEST_STORAGE_URL": s3_env}
+    api_env.configure(batch_processing_seconds=0.0)
+    for i, stage in enumerate(STAGES):
+        home = tmp_path / f"pod-{i}"
+        home.mkdir()
+        done = subprocess.run(
+            [*CHILD, "voyage", stage, str(home)],
+            env={**env, "HARVEST_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        out = done.stdout + done.stderr
+        created = api_env.stats().get("voyage_batches_created", 0)
+        if stage == "none":
+            assert done.returncode == 0 and "DONE" in out, out[-3000:]
+        else:
+            assert done.returncode == -signal.SIGKILL, f"{stage} did not die by SIGKILL:\n{out[-3000:]}"
+            assert f"REACHED {stage}" in out, f"died before reaching {stage}:\n{out[-3000:]}"
+        record("crash-postgres", "voyage", stage, f"batches created so far {created}/1")
+        assert created <= 1, f"a batch was bought twice after {stage}"
+    assert api_env.stats()["voyage_batches_created"] == 1
+    n = crash_child.N_TEXTS
+    with psycopg.connect(pg_env.postgres_dsn or "") as con:
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT embedding_id) "
+            f"FROM {pg_env.postgres_schema}_ai.voyage_embeddings"
+        ).fetchone()
+    assert row == (n, n)
+    store = ObjectStore(s3_env)
+    raw = [
+        p for p in store.fs.find(f"{store.root}/raw/voyage") if p.endswith(".jsonl") and "/inputs/" not in p
+    ]
+    outputs = [p for p in raw if not p.endswith(".errors.jsonl")]
+    assert len(outputs) == 1 and store.complete(outputs[0].removeprefix(store.root + "/"))
+    assert len(store.fs.cat_file(outputs[0]).splitlines()) == n
