@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +12,18 @@ from harvest_defs.emulator import EmulatorConfig, EmulatorServer
 
 TEST_ANTHROPIC_KEY = "sk-ant-test-key"
 TEST_VOYAGE_KEY = "pa-test-key"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """dlt's global data dir (its default pipeline ``dlt_pytest``, and the library's default home beside
+    it) in a temp dir per test process: never ``/var/dlt`` shared by every run on the machine, where one
+    run's vectors made the next run's "sends the valid texts" test find them cached. One per xdist worker
+    (the workers inherit the controller's environment); a ``DLT_DATA_DIR`` the user set is kept."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    owner = os.environ.get("HARVEST_TESTS_DLT_OWNER")
+    if "DLT_DATA_DIR" not in os.environ or (owner is not None and owner != worker):
+        os.environ["DLT_DATA_DIR"] = tempfile.mkdtemp(prefix=f"harvest-tests-dlt-{worker}-")
+        os.environ["HARVEST_TESTS_DLT_OWNER"] = worker
 
 
 @pytest.fixture(scope="session")
