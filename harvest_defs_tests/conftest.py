@@ -16,9 +16,9 @@ TEST_VOYAGE_KEY = "pa-test-key"
 
 def pytest_configure(config: pytest.Config) -> None:
     """dlt's global data dir (its default pipeline ``dlt_pytest``, and the library's default home beside
-    it) in a temp dir per test process: never ``/var/dlt`` shared by every run on the machine, where one
-    run's vectors made the next run's "sends the valid texts" test find them cached. One per xdist worker
-    (the workers inherit the controller's environment); a ``DLT_DATA_DIR`` the user set is kept."""
+    it) in a temp dir per test process, never the machine-wide ``/var/dlt`` that every run would share.
+    One per xdist worker (the workers inherit the controller's environment); a ``DLT_DATA_DIR`` the user
+    set is kept."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
     owner = os.environ.get("HARVEST_TESTS_DLT_OWNER")
     if "DLT_DATA_DIR" not in os.environ or (owner is not None and owner != worker):

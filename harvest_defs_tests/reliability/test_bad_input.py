@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,8 +95,13 @@ def test_voyage_validation_reports_all_bad_items_together_or_accepts_all(items: 
 
 
 def test_strict_sends_nothing_and_lenient_sends_the_valid_for_both_harvesters(
-    emulator: EmulatorServer, tmp_path: Path
+    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Its own home: outside a pipeline the resources' default home is beside dlt's *last* active pipeline,
+    # which under xdist is another test's, whose vector store may already hold texts like these.
+    monkeypatch.setenv("HARVEST_HOME", str(tmp_path / "home"))
+    # ...and no earlier test's pipeline as dlt's current one (its destination would be the cache looked in)
+    dlt.pipeline("bad_input_no_destination", pipelines_dir=str(tmp_path / "dlt"))
     bad: list[Any] = [
         "fine prompt one",
         {"custom_id": "ok_2", "text": "fine prompt two"},
