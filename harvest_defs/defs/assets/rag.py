@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -21,6 +21,7 @@ from harvest_defs.defs.warehouse import VOYAGE_TABLE
 
 if TYPE_CHECKING:
     from harvest_defs.rag.incoming import Spooled
+    from harvest_defs.rag.index import IndexStats
 
 RAG_INDEX_KEY = dg.AssetKey("rag_index")
 # Set by rag_index_sensor: the summary_embeddings partitions that landed since the last index run.
@@ -159,32 +160,43 @@ def _materialize(
     with store.duckdb_lock(store.rag_path, exclusive=True):
         stats = build_index(rows, store.rag_path, prune=True)
     context.log.info(f"index {store.rag_path.name}: {stats.as_dict()}")
-    covered = context.run.tags.get(PARTITIONS_TAG)
-    changed = stats.rows_added + stats.rows_replaced + stats.rows_removed
     return dg.MaterializeResult(
         metadata=as_metadata(
             {
-                # What the index holds now first: an update that changed nothing is still a full index.
-                "rows_indexed": stats.total_rows,
-                "dagster/row_count": stats.total_rows,
-                "partitions_covered": dg.MetadataValue.json(covered.split(",")) if covered else None,
-                "status": (
-                    f"{stats.total_rows} rows indexed; this run changed {changed}"
-                    if changed or stats.rebuilt
-                    else f"{stats.total_rows} rows indexed; already up to date, nothing to change"
+                **index_run_metadata(
+                    context, stats, rows.rows if isinstance(rows, Spooled) else rows.num_rows
                 ),
-                "rows_added": stats.rows_added,
-                "rows_replaced": stats.rows_replaced,
-                "rows_removed": stats.rows_removed,
-                "rebuilt": stats.rebuilt,
-                "dimension": stats.dim,
-                "source_rows": rows.rows if isinstance(rows, Spooled) else rows.num_rows,
                 "index_path": dg.MetadataValue.path(str(store.rag_path)),
                 "built_at": dg.MetadataValue.timestamp(time.time()),
                 "duration_s": round(time.monotonic() - started, 3),
-                # Where a big build spends its time and memory (seconds; the process peak after each step).
-                "phases_s": dg.MetadataValue.json(stats.phases) if stats.phases else None,
-                "peak_rss_mb": max((m["peak_mb"] for m in stats.memory.values()), default=None),
             }
         )
     )
+
+
+def index_run_metadata(
+    context: dg.AssetExecutionContext, stats: "IndexStats", source_rows: int
+) -> dict[str, Any]:
+    """What an index run reports on either backend: what the index holds now first (an update that
+    changed nothing is still a full index), then what this run changed, then where a big build spent
+    its time and memory (seconds; the process peak after each step; absent on Postgres)."""
+    covered = context.run.tags.get(PARTITIONS_TAG)
+    changed = stats.rows_added + stats.rows_replaced + stats.rows_removed
+    return {
+        "rows_indexed": stats.total_rows,
+        "dagster/row_count": stats.total_rows,
+        "partitions_covered": dg.MetadataValue.json(covered.split(",")) if covered else None,
+        "status": (
+            f"{stats.total_rows} rows indexed; this run changed {changed}"
+            if changed or stats.rebuilt
+            else f"{stats.total_rows} rows indexed; already up to date, nothing to change"
+        ),
+        "rows_added": stats.rows_added,
+        "rows_replaced": stats.rows_replaced,
+        "rows_removed": stats.rows_removed,
+        "rebuilt": stats.rebuilt,
+        "dimension": stats.dim,
+        "source_rows": source_rows,
+        "phases_s": dg.MetadataValue.json(stats.phases) if stats.phases else None,
+        "peak_rss_mb": max((m["peak_mb"] for m in stats.memory.values()), default=None),
+    }

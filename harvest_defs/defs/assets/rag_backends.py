@@ -93,7 +93,7 @@ def postgres_rag_index(
     context: dg.AssetExecutionContext, store: HarvestStoreResource, voyage: VoyageResource
 ) -> dg.MaterializeResult:
     """Upsert the index rows into pgvector (HNSW + ``tsvector``), deleting rows no longer in the source."""
-    from harvest_defs.defs.assets.rag import PARTITIONS_TAG
+    from harvest_defs.defs.assets.rag import index_run_metadata
     from harvest_defs.rag.pg_index import build_pg_index
 
     started = time.monotonic()
@@ -103,23 +103,8 @@ def postgres_rag_index(
         rows = _empty_rows(voyage)
     stats = build_pg_index(rows, store.backend_settings(), prune=True)
     context.log.info(f"index {stats.path}: {stats.as_dict()}")
-    covered = context.run.tags.get(PARTITIONS_TAG)
-    changed = stats.rows_added + stats.rows_replaced + stats.rows_removed
     metadata: dict[str, Any] = {
-        "rows_indexed": stats.total_rows,
-        "dagster/row_count": stats.total_rows,
-        "partitions_covered": dg.MetadataValue.json(covered.split(",")) if covered else None,
-        "status": (
-            f"{stats.total_rows} rows indexed; this run changed {changed}"
-            if changed
-            else f"{stats.total_rows} rows indexed; already up to date, nothing to change"
-        ),
-        "rows_added": stats.rows_added,
-        "rows_replaced": stats.rows_replaced,
-        "rows_removed": stats.rows_removed,
-        "rebuilt": stats.rebuilt,
-        "dimension": stats.dim,
-        "source_rows": rows.num_rows,
+        **index_run_metadata(context, stats, rows.num_rows),
         "index_path": dg.MetadataValue.text(stats.path),
         "backend": "postgres",
         "built_at": dg.MetadataValue.timestamp(time.time()),
