@@ -27,7 +27,7 @@ import psycopg
 from harvest_defs.rag.index import DimensionMismatchError
 from harvest_defs.rag.pg_index import CHUNKS_TABLE, TEXT_SEARCH_CONFIG, read_meta
 from harvest_defs.rag.schema import HNSW_EF_SEARCH
-from harvest_defs.rag.search import FILTERABLE_COLUMNS, KINDS, Filters, Hit
+from harvest_defs.rag.search import KINDS, Filters, Hit, where_clause
 
 
 @functools.cache
@@ -38,24 +38,13 @@ def _stopwords() -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def _any_array(column: str, values: list[str]) -> tuple[str, list[object]]:
+    """Postgres's ``column = ANY(%s)``: the values as one array parameter."""
+    return f"{column} = ANY(%s)", [values]
+
+
 def _where(filters: Filters | None) -> tuple[str, list[object]]:
-    if not filters:
-        return "", []
-    clauses: list[str] = []
-    params: list[object] = []
-    for column, value in filters.items():
-        if column == "kind":  # passages vs summary rows, told apart by id exactly as in search.py
-            kinds = [value] if isinstance(value, str) else list(value)
-            unknown = [v for v in kinds if v not in KINDS]
-            if unknown:
-                raise ValueError(f"kind must be one of {sorted(KINDS)}, got {unknown}")
-            clauses.append("(" + " OR ".join(KINDS[v] for v in kinds) + ")")
-            continue
-        if column not in FILTERABLE_COLUMNS:
-            raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
-        clauses.append(f"{column} = ANY(%s)")
-        params.append([value] if isinstance(value, str) else list(value))
-    return " AND ".join(clauses), params
+    return where_clause(filters, _any_array)
 
 
 def has_chunks(con: psycopg.Connection[Any]) -> bool:

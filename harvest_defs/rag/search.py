@@ -19,7 +19,7 @@ Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -69,7 +69,17 @@ class Hit:
         }
 
 
-def _where(filters: Filters | None) -> tuple[str, list[object]]:
+def _in_placeholders(column: str, values: list[str]) -> tuple[str, list[object]]:
+    """DuckDB's ``column IN (?, ?, ...)``: one placeholder a value."""
+    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+
+def where_clause(
+    filters: Filters | None,
+    column_clause: Callable[[str, list[str]], tuple[str, list[object]]] = _in_placeholders,
+) -> tuple[str, list[object]]:
+    """The SQL condition and parameters for ``filters``, checked the same on every backend (``kind``
+    and the filterable columns); ``column_clause`` writes one column's test in the backend's dialect."""
     if not filters:
         return "", []
     clauses: list[str] = []
@@ -84,8 +94,8 @@ def _where(filters: Filters | None) -> tuple[str, list[object]]:
             continue
         if column not in FILTERABLE_COLUMNS:
             raise ValueError(f"cannot filter on {column!r}; filterable: {sorted(FILTERABLE_COLUMNS)}")
-        values = [value] if isinstance(value, str) else list(value)
-        clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+        clause, values = column_clause(column, [value] if isinstance(value, str) else list(value))
+        clauses.append(clause)
         params.extend(values)
     return " AND ".join(clauses), params
 
@@ -132,7 +142,7 @@ def vector_search(
     """Top-k by cosine similarity: the HNSW graph unless ``exact``; a brute-force scan when asked, or when
     a filter leaves fewer than k of the graph's (oversampled) candidates."""
     set_query_vector(con, vector)
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     graph = None if exact else ann.graph_for(con)
     if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
         # A filter (``kind: chunk`` on every `harvest ask` over passages) post-filters the candidates, so
@@ -164,7 +174,7 @@ def keyword_search(
     con: duckdb.DuckDBPyConnection, query: str, k: int = 5, filters: Filters | None = None
 ) -> list[Hit]:
     """Top-k by BM25 over the chunk text (porter stemming, English stop words, digits kept)."""
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     rows = con.execute(
         f"SELECT chunk_id, document_id, text, score FROM ("
         f"  SELECT *, {FTS_SCHEMA}.match_bm25(chunk_id, ?) AS score FROM {CHUNKS_TABLE}"
