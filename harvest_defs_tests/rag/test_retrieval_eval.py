@@ -38,6 +38,11 @@ def test_small_eval_against_the_emulator(tmp_path: Path, api_env: EmulatorServer
     assert methods["document_summaries"]["recall@5"] < 1.0  # the passage is past the shown window
     assert methods["chunks_contextual"]["recall@5"] > methods["chunks"]["recall@5"]
     assert methods["chunks_contextual"]["recall@5"] >= 0.9
+    # The reranker reorders the fused candidates without losing the answer or pushing it down (it scores
+    # each passage against the question alone; the BM25 it replaced ranked the service's intro first).
+    reranked = methods["chunks_contextual + rerank"]
+    assert reranked["recall@5"] >= methods["chunks_contextual"]["recall@5"]
+    assert reranked["mrr@10"] >= methods["chunks_contextual"]["mrr@10"]
     rerank_calls = stats.get("voyage_rerank_calls", 0) - before.get("voyage_rerank_calls", 0)
     assert rerank_calls == 2 * len(questions)  # chunks + rerank, contextual + rerank
     cost = results["contextual_cost"]
