@@ -7,7 +7,8 @@ The corpus is generated (``harvest_defs/rag/eval_corpus.py``: 30 long handbooks,
 answered by one passage). Against the emulator the numbers prove the *mechanics* — the right passage is
 retrievable, the context and the reranker are wired in and change the ranking — not model quality: the
 emulator's embeddings are feature-hashed bags of words, its reranker scores each passage by how many of
-the question's words it covers (pairwise, lexical), and its "context" is the document's leading sentences. Results go to ``benchmarks/results/retrieval_eval.json`` (emulator) or
+the question's words it covers (pairwise, lexical), and its "context" is the document's leading
+sentences. Results go to ``benchmarks/results/retrieval_eval.json`` (emulator) or
 ``retrieval_eval_real.json``.
 """
 
