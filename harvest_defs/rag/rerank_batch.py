@@ -123,8 +123,9 @@ class RerankBatches:
                 self.exhausted.update(keys)
                 reasons.append(
                     f"{len(keys)} rerank request(s) (top_k {k}) failed in each of {MAX_ATTEMPTS} Voyage "
-                    f"rerank batches {tried}: given up, their questions are answered in the fused order "
-                    "until the question or its candidates change"
+                    f"rerank batches {tried} (last: {self.failures(tried[-1]) if tried else 'unknown'}): "
+                    "given up, their questions are answered in the fused order until the question or its "
+                    "candidates change"
                 )
                 self.log(reasons[-1])
         self.given_up_reason = "; ".join(reasons) or None
@@ -212,6 +213,29 @@ class RerankBatches:
         return None
 
     # --- collect ------------------------------------------------------------------------------------
+    def _errors_path(self, batch_id: str) -> Path:
+        return self.dir / f"{batch_id}.errors.jsonl"
+
+    def failures(self, batch_id: str) -> str:
+        """What a collected batch's error file says, counted by error: "2× 500 Internal Server Error"."""
+        path = self._errors_path(batch_id)
+        if not path.exists():
+            return "no error file kept"
+        seen: dict[str, int] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            response, error = record.get("response") or {}, record.get("error") or {}
+            if error:  # e.g. batch_expired (api_contracts.md §3.2)
+                text = f"{error.get('code', 'error')}: {error.get('message', '')}".strip(": ")
+            else:
+                text = f"{response.get('status_code', '?')} {response.get('message', '')}".strip()
+            seen[text] = seen.get(text, 0) + 1
+        if not seen:
+            return "no error lines (the batch's results lacked them)"
+        return ", ".join(f"{n}× {text}" for text, n in sorted(seen.items(), key=lambda kv: -kv[1]))
+
     def collect(self, batch_id: str) -> int:
         """Fill the cache from an ended batch's output (downloaded once, kept); returns rankings stored.
 
@@ -228,13 +252,12 @@ class RerankBatches:
                 raise RuntimeError(
                     f"Voyage rerank batch {batch_id} has not ended ({progress.processing_status})"
                 )
-            content = b""
-            if progress.output_file_id:
-                content = self._batches.client.files.content(progress.output_file_id).content
+            files = self._batches.client.files
             output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = output.with_suffix(".tmp")
-            tmp.write_bytes(content)
-            tmp.replace(output)
+            errors = b"" if not progress.error_file_id else files.content(progress.error_file_id).content
+            _write_atomic(self._errors_path(batch_id), errors)  # first: the output marks the collect done
+            content = b"" if not progress.output_file_id else files.content(progress.output_file_id).content
+            _write_atomic(output, content)
         manifest = self.dir / "inputs" / f"{row.request_set_hash}-{row.chunk_index}.json"
         keys: list[str] = json.loads(manifest.read_text(encoding="utf-8"))
         stored = 0
@@ -255,3 +278,9 @@ class RerankBatches:
         if failed:
             self.log(f"Voyage rerank batch {batch_id}: {failed} request(s) failed (sent again next run)")
         return stored
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(content)
+    tmp.replace(path)

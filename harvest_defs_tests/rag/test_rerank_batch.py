@@ -111,6 +111,7 @@ def test_a_rerank_batch_whose_lines_fail_is_retried_then_given_up_with_a_recorde
     reason = run.batches.given_up_reason or ""
     assert f"{len(QUESTIONS)} rerank request(s)" in reason and f"each of {MAX_ATTEMPTS}" in reason
     assert all(batch_id in reason for batch_id in created), reason
+    assert f"(last: {len(QUESTIONS)}× 500 Internal Server Error)" in reason, "the API's own error"
     assert fast.stats()["voyage_batches_created"] == MAX_ATTEMPTS, "never a 4th batch"
     assert all(row.status == COLLECTED for row in run.ledger.batches(RERANK_PROVIDER))
 
