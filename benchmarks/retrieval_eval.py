@@ -6,8 +6,9 @@
 The corpus is generated (``harvest_defs/rag/eval_corpus.py``: 30 long handbooks, 120 questions, each
 answered by one passage). Against the emulator the numbers prove the *mechanics* — the right passage is
 retrievable, the context and the reranker are wired in and change the ranking — not model quality: the
-emulator's embeddings are feature-hashed bags of words, its reranker is BM25, and its "context" is the
-document's leading sentences. Results go to ``benchmarks/results/retrieval_eval.json`` (emulator) or
+emulator's embeddings are feature-hashed bags of words, its reranker scores each passage by how many of
+the question's words it covers (pairwise, lexical), and its "context" is the document's leading
+sentences. Results go to ``benchmarks/results/retrieval_eval.json`` (emulator) or
 ``retrieval_eval_real.json``.
 """
 
@@ -74,7 +75,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.terminate()
-    results["apis"] = "real" if args.real_apis else "emulator (lexical embeddings, BM25 reranker)"
+    results["apis"] = "real" if args.real_apis else "emulator (lexical embeddings, lexical pairwise reranker)"
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("retrieval_eval_real.json" if args.real_apis else "retrieval_eval.json")
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

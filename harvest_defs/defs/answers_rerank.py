@@ -26,6 +26,8 @@ class RerankStep:
     batches: Any = None  # RerankBatches in batch mode
     collected: list[str] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
+    given_up: int = 0  # rerank requests that failed in every attempt: answered in the fused order
+    given_up_reason: str | None = None
 
     def deferred(self) -> set[str]:
         """Questions whose ranking is in a batch still (batch mode only): not to be answered yet."""
@@ -37,6 +39,8 @@ class RerankStep:
             self.submitted = self.batches.submit(self.reranker.pending, partition_key)
             for key in self.batches.exhausted:
                 self.reranker.pending.pop(key, None)
+            self.given_up = len(self.batches.exhausted)
+            self.given_up_reason = self.batches.given_up_reason
 
     def metadata(self) -> dict[str, Any]:
         cache = getattr(self.reranker, "cache", self.reranker)
@@ -49,6 +53,9 @@ class RerankStep:
             "rerank_questions_deferred": len(self.deferred()) if self.mode == "batch" else None,
             "rerank_batches_collected": self.collected or None,
             "rerank_batches_pending": self.submitted or None,
+            # Recorded, not just logged: a question answered without its rerank says so on the asset page.
+            "rerank_given_up": self.given_up or None,
+            "rerank_given_up_reason": self.given_up_reason,
         }
 
 

@@ -1,4 +1,4 @@
-"""Voyage ``POST /v1/rerank``: documented limits and shape, BM25 scores (lexical, deterministic).
+"""Voyage ``POST /v1/rerank``: documented limits and shape, pairwise lexical relevance (deterministic).
 
 Reference: https://docs.voyageai.com/docs/reranker and https://docs.voyageai.com/reference/reranker-api.
 Request ``{query, documents (≤1000), model, top_k?, return_documents? (false), truncation? (true)}``;
@@ -11,16 +11,24 @@ rerank-lite-1 are not served). "Total tokens" is documented as ``query tokens ×
 tokens of all documents``, and is also what ``usage.total_tokens`` reports. With ``truncation`` the query
 and each document are cut to fit; without it an over-limit request is a 400.
 
-Scores are Okapi BM25 (k1 = 1.2, b = 0.75) of the query's words against each document, with the idf
-taken over the request's documents (``ln(1 + (N - n + 0.5) / (n + 0.5))``, always positive), squashed into
-[0, 1) as ``s / (s + 1)`` so they look like relevance scores. The document sharing the query's rarer
-words ranks first, which is what the RAG tests rely on; ties keep document order.
+Scores imitate what the reranker page says a reranker is — a cross-encoder that "jointly process[es] a
+pair of query and document" (https://docs.voyageai.com/docs/reranker) — lexically: each document is scored
+against the query *alone*, never against the other documents of the request, by how much of the question
+it covers. The query's distinct content words (stop words dropped, a light suffix folding so "events" meets
+"event" and "purged" meets "purge") are the question's concepts; a document scores 0.7 × the fraction of
+them it contains anywhere plus 0.3 × the fraction its best sentence holds together (a passage that answers
+says the question's words in one place), times 0.95, so scores lie in [0, 0.95]. Repeating one query word
+earns nothing more. Why not BM25 over the request's documents (what this was): its idf comes from the
+candidates, so the words the answer shares with its near-misses (in the retrieval eval "raw events ...
+days", in nearly every candidate) weigh ~0, and what is left is the term frequency of the entity the
+question names, highest in a passage that only repeats it — the opposite of a relevance model, which
+reads each pair alone. Still lexical: it cannot tell a paraphrase ("kept" vs "keep") or a negation,
+which a real reranker can. Ties keep document order.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +36,10 @@ from harvest_defs.emulator.content import CHARS_PER_TOKEN, count_tokens, words
 from harvest_defs.emulator.voyage_embed import VoyageRequestError
 
 MAX_DOCUMENTS = 1000
-BM25_K1, BM25_B = 1.2, 0.75
+COVERAGE_WEIGHT = 0.7  # the rest goes to the best sentence's coverage
+RELEVANCE_CEILING = 0.95  # a lexical match is never "certain"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # a query of stop words only still has words
 
 
 @dataclass(frozen=True)
@@ -131,38 +142,41 @@ def prepare_rerank(body: dict[str, Any], params: RerankParams) -> tuple[str, lis
     return query, prepared, total
 
 
-def bm25_scores(query: str, documents: list[str]) -> list[float]:
-    """Okapi BM25 of ``query`` against each document, idf over ``documents`` (see the module docstring)."""
-    bags = [Counter(words(d)) for d in documents]
-    lengths = [sum(bag.values()) for bag in bags]
-    average = (sum(lengths) / len(lengths)) if lengths and sum(lengths) else 1.0
-    n = len(documents)
-    terms = set(words(query))
-    idf = {}
-    for term in terms:
-        containing = sum(1 for bag in bags if term in bag)
-        idf[term] = math.log(1.0 + (n - containing + 0.5) / (containing + 0.5))
+def _fold(word: str) -> str:
+    """A light suffix folding (not a stemmer): plural, -ed, -ing and a final e, on words of 4+ letters."""
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
+            word = word[: -len(suffix)] + keep
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def _terms(text: str) -> set[str]:
+    return {_fold(w) for w in words(text)}
+
+
+def relevance_scores(query: str, documents: list[str]) -> list[float]:
+    """Each document's relevance to ``query`` alone, in [0, 0.95] (see the module docstring)."""
+    asked = _terms(query) or {w.lower() for w in _SENTENCE_WORD.findall(query)}
+    if not asked:
+        return [0.0] * len(documents)
     scores = []
-    for bag, length in zip(bags, lengths, strict=True):
-        score = 0.0
-        for term in terms:
-            tf = bag.get(term, 0)
-            if tf:
-                norm = tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average)
-                score += idf[term] * tf * (BM25_K1 + 1.0) / norm
-        scores.append(score)
+    for document in documents:
+        covered = len(asked & _terms(document)) / len(asked)
+        best = max((len(asked & _terms(s)) for s in _SENTENCE.split(document)), default=0) / len(asked)
+        scores.append(RELEVANCE_CEILING * (COVERAGE_WEIGHT * covered + (1.0 - COVERAGE_WEIGHT) * best))
     return scores
 
 
 def rerank_body(query: str, documents: list[str], tokens: int, params: RerankParams) -> dict[str, Any]:
     """The ``/v1/rerank`` response for prepared inputs (``document`` is echoed as scored, i.e. truncated)."""
-    scores = bm25_scores(query, documents)
+    scores = relevance_scores(query, documents)
     order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))
     if params.top_k is not None:
         order = order[: params.top_k]
     data: list[dict[str, Any]] = []
     for i in order:
-        row: dict[str, Any] = {"relevance_score": round(scores[i] / (scores[i] + 1.0), 8), "index": i}
+        row: dict[str, Any] = {"relevance_score": round(scores[i], 8), "index": i}
         if params.return_documents:
             row["document"] = documents[i]
         data.append(row)

@@ -83,6 +83,7 @@ class RerankBatches:
         )
         self.log = log or logger.info
         self.exhausted: set[str] = set()  # set by submit: keys given up after MAX_ATTEMPTS batches
+        self.given_up_reason: str | None = None  # set by submit with exhausted: why, and which batches
 
     def poll(self, batch_id: str) -> Any:
         return self._batches.poll(batch_id)
@@ -95,18 +96,23 @@ class RerankBatches:
         caller asks their questions in the fused order rather than never).
         """
         self.exhausted.clear()
+        self.given_up_reason = None
         from harvest_defs.harvest.hashing import set_hash
 
         by_k: dict[int, list[str]] = {}
         for key in sorted(pending):
             by_k.setdefault(int(pending[key]["k"]), []).append(key)
         ids: list[str] = []
+        reasons: list[str] = []
         for k, keys in sorted(by_k.items()):  # top_k is a batch-wide request parameter
+            tried: list[str] = []  # the batches of every attempt, for the give-up reason
             for attempt in range(MAX_ATTEMPTS):
                 rsh = set_hash(keys, model=self.cache.model, top_k=k, api="voyage/rerank", attempt=attempt)
                 open_ids = []
                 for index, chunk in enumerate(self._chunks(keys, pending)):
                     open_ids.append(self._submit_chunk(rsh, index, chunk, pending, k, partition_key))
+                    row = self.ledger.find(RERANK_PROVIDER, rsh, index)
+                    tried.extend([str(row.batch_id)] if row is not None and row.batch_id else [])
                 ids.extend(b for b in open_ids if b is not None)
                 # A set already collected (its output kept) refilled the cache; what it still lacks (failed
                 # lines) goes in the next attempt's set — a new hash, so a new batch, at most MAX_ATTEMPTS.
@@ -115,7 +121,14 @@ class RerankBatches:
                     break
             else:
                 self.exhausted.update(keys)
-                self.log(f"{len(keys)} rerank request(s) failed in {MAX_ATTEMPTS} batches: given up")
+                reasons.append(
+                    f"{len(keys)} rerank request(s) (top_k {k}) failed in each of {MAX_ATTEMPTS} Voyage "
+                    f"rerank batches {tried} (last: {self.failures(tried[-1]) if tried else 'unknown'}): "
+                    "given up, their questions are answered in the fused order until the question or its "
+                    "candidates change"
+                )
+                self.log(reasons[-1])
+        self.given_up_reason = "; ".join(reasons) or None
         return ids
 
     @staticmethod
@@ -200,10 +213,34 @@ class RerankBatches:
         return None
 
     # --- collect ------------------------------------------------------------------------------------
+    def _errors_path(self, batch_id: str) -> Path:
+        return self.dir / f"{batch_id}.errors.jsonl"
+
+    def failures(self, batch_id: str) -> str:
+        """What a collected batch's error file says, counted by error: "2× 500 Internal Server Error"."""
+        path = self._errors_path(batch_id)
+        if not path.exists():
+            return "no error file kept"
+        seen: dict[str, int] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            response, error = record.get("response") or {}, record.get("error") or {}
+            if error:  # e.g. batch_expired (api_contracts.md §3.2)
+                text = f"{error.get('code', 'error')}: {error.get('message', '')}".strip(": ")
+            else:
+                text = f"{response.get('status_code', '?')} {response.get('message', '')}".strip()
+            seen[text] = seen.get(text, 0) + 1
+        if not seen:
+            return "no error lines (the batch's results lacked them)"
+        return ", ".join(f"{n}× {text}" for text, n in sorted(seen.items(), key=lambda kv: -kv[1]))
+
     def collect(self, batch_id: str) -> int:
         """Fill the cache from an ended batch's output (downloaded once, kept); returns rankings stored.
 
-        A failed line is logged and left out: its question is deferred again and sent in a new batch.
+        A failed line (in the error file, or a non-200 line) is logged and left out: its question is
+        deferred again and sent in the next attempt's batch (at most ``MAX_ATTEMPTS``).
         """
         row = self.ledger.get(batch_id)
         if row is None:
@@ -215,16 +252,15 @@ class RerankBatches:
                 raise RuntimeError(
                     f"Voyage rerank batch {batch_id} has not ended ({progress.processing_status})"
                 )
-            content = b""
-            if progress.output_file_id:
-                content = self._batches.client.files.content(progress.output_file_id).content
+            files = self._batches.client.files
             output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = output.with_suffix(".tmp")
-            tmp.write_bytes(content)
-            tmp.replace(output)
+            errors = b"" if not progress.error_file_id else files.content(progress.error_file_id).content
+            _write_atomic(self._errors_path(batch_id), errors)  # first: the output marks the collect done
+            content = b"" if not progress.output_file_id else files.content(progress.output_file_id).content
+            _write_atomic(output, content)
         manifest = self.dir / "inputs" / f"{row.request_set_hash}-{row.chunk_index}.json"
         keys: list[str] = json.loads(manifest.read_text(encoding="utf-8"))
-        stored = failed = 0
+        stored = 0
         for line in output.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
@@ -236,8 +272,15 @@ class RerankBatches:
                 order = [(int(d["index"]), float(d["relevance_score"])) for d in body.get("data") or []]
                 self.cache.store(keys[n], order)
                 stored += 1
-            else:
-                failed += 1
+        # Counted against the manifest, not the output: Voyage writes a failed line to the *error* file
+        # (api_contracts.md §3.2), so the output only ever lacks it.
+        failed = len(keys) - stored
         if failed:
             self.log(f"Voyage rerank batch {batch_id}: {failed} request(s) failed (sent again next run)")
         return stored
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(content)
+    tmp.replace(path)

@@ -59,7 +59,11 @@ def test_translations_embed_index_and_search(
 
     tick = tick_sensor(location_defs, instance, "translations_index_sensor", None)
     [indexed] = run_requests(location_defs, instance, tick.run_requests)
-    assert materialization(indexed, "translations_index")["dagster/row_count"] == 6
+    index_meta = materialization(indexed, "translations_index")
+    assert index_meta["dagster/row_count"] == index_meta["rows_indexed"] == 6
+    # The chain's index_run_metadata(), not a subset of it: the same status line and phase figures.
+    assert index_meta["status"] == "6 rows indexed; this run changed 6"
+    assert {"rows_added", "rebuilt", "source_rows", "phases_s", "index_path"} <= set(index_meta)
     [(text,)] = query(db, "SELECT text FROM harvest.translation_embeddings WHERE embedding_id = 'P-103'")
     question = " ".join(text.split()[:8])  # a few of its words, as a user would type them
     hits = search(question, k=3, rag_path=harvest_home / "translations_index.duckdb")

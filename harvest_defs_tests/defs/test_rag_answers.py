@@ -73,6 +73,17 @@ def test_question_set_is_batched_collected_by_the_sensor_and_never_asked_twice(
     after = {k: v for k, v in api_env.stats().items() if k.endswith("_http_requests")}
     assert after == before, "an unchanged question set must not cost a single request"
 
+    # Off-able: `rerank: false` on the resource asks over the fused order and never calls the reranker.
+    from harvest_defs.defs.build import build_defs
+    from harvest_defs.defs.resources import RagResource
+
+    off = build_defs(corpus, sensor_interval=1, resources={"rag": RagResource(rerank=False)})
+    calls = api_env.stats().get("voyage_rerank_calls", 0)
+    plain = _meta(materialize_selection(off, instance, ["rag_answers"]), "rag_answers")
+    assert (plain["reranked"], plain["rerank_mode"]) == (False, "off") and "rerank_requests" not in plain
+    assert api_env.stats().get("voyage_rerank_calls", 0) == calls
+    assert plain["requests_sent"] + plain["requests_cached"] == 2
+
 
 def test_a_large_question_set_reranks_through_one_voyage_batch_before_it_is_asked(
     corpus: Path, harvest_home: Path, instance: dg.DagsterInstance, api_env: EmulatorServer

@@ -56,6 +56,30 @@ def test_rerank_puts_the_passage_sharing_the_query_words_first(
     assert emulator.stats()["voyage_rerank_calls"] == 2
 
 
+def test_rerank_scores_each_pair_alone_and_rewards_covering_the_question_not_repeating_it(
+    vo: voyageai.Client,
+) -> None:
+    """A cross-encoder scores (query, document) jointly (docs.voyageai.com/docs/reranker): a document's
+    score must not move with the other candidates (BM25's request-wide idf did), and a passage that only
+    repeats the question's entity must not beat the one that answers it (BM25's term frequency did)."""
+    query = "How many days does the Orion service keep raw events?"
+    intro = (
+        "The Orion service. This handbook covers the Orion service and how the Orion service runs. "
+        "The Orion service is owned by the Orion team."
+    )
+    answer = (
+        "The Orion service handbook. Retention: raw events are kept for 28 days before they are purged, "
+        "and older runbooks may still mention an earlier value."
+    )
+    other = "The Granite service handbook. Retention: raw events are kept for 67 days before they are purged."
+    pair = vo.rerank(query, [intro, answer], model="rerank-2.5").results
+    alone = {r.index: r.relevance_score for r in pair}
+    crowd = vo.rerank(query, [intro, answer, other, other, other], model="rerank-2.5").results
+    assert [r.index for r in crowd][:3] == [1, 2, 3]  # the answer first, its near-misses next, intro last
+    assert {r.index: r.relevance_score for r in crowd if r.index < 2} == alone, "pairwise: no request idf"
+    assert alone[1] > alone[0]
+
+
 def test_rerank_wire_shape_top_k_and_return_documents(emulator: EmulatorServer) -> None:
     body = {
         "query": QUERY,

@@ -131,6 +131,16 @@ def test_contextual_option_embeds_context_plus_passage_with_the_document_cached(
     # 1 summary request + 1 context request per passage; the document was read from the cache.
     assert stats["anthropic_batch_requests"] == 1 + len(passages) and len(passages) >= 4
     assert stats.get("anthropic_cache_read_input_tokens", 0) > 0
+    # The asset page reports what the contexts cost and what the cache saved (the run that read them).
+    records = bare_instance.fetch_materializations(dg.AssetKey("chunk_embeddings"), limit=20).records
+    metas = [
+        {k: v.value for k, v in r.asset_materialization.metadata.items()}
+        for r in records
+        if r.asset_materialization is not None
+    ]
+    [paid] = [m for m in metas if m.get("context_cache_read_input_tokens")]
+    assert paid["context_cache_read_input_tokens"] == stats["anthropic_cache_read_input_tokens"]
+    assert paid["context_usd"] > 0 and paid["context_cache_saving_usd"] > 0, paid
     later = [text for cid, text in passages.items() if "Limit 5" in text]
     assert later and all(text.startswith("Zephyr plan.") for text in later), later[:1]  # context first
     indexed = dict(

@@ -128,3 +128,39 @@ def test_rerank_cache_pays_once_per_question_and_candidates(
     cache(QUESTION, pool[1:], 3)  # one candidate fewer: a different request
     assert (cache.calls, cache.hits) == (2, 0)
     assert api_env.stats().get("voyage_rerank_calls", 0) - before == 2
+
+
+def test_cli_ask_reranks_by_default_cites_passage_and_document_and_no_rerank_turns_it_off(
+    passage_index: Path, api_env: EmulatorServer
+) -> None:
+    """`harvest ask` over a passage index, the real CLI path (Voyage embeds the question, Voyage reranks,
+    Claude answers, all over HTTP): passages with their documents, cited both ways; --no-rerank skips it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harvest_defs.cli import app
+
+    def ask(*flags: str) -> dict[str, object]:
+        args = ["ask", QUESTION, "--json", "--k", "3", "--index", str(passage_index), *flags]
+        outcome = CliRunner().invoke(app, args)
+        assert outcome.exit_code == 0, outcome.output
+        result: dict[str, object] = json.loads(outcome.output)
+        return result
+
+    calls = api_env.stats().get("voyage_rerank_calls", 0)
+    ranked = ask()
+    assert api_env.stats().get("voyage_rerank_calls", 0) == calls + 1 and ranked["reranked"] is True
+    sources = ranked["sources"]
+    assert isinstance(sources, list) and len(sources) == 3
+    assert all(s["chunk_id"].startswith(f"{s['document_id']}--") for s in sources), "passages"
+    chunks, docs = ranked["cited_chunks"], ranked["cited_ids"]
+    assert isinstance(chunks, list) and chunks and isinstance(docs, list)
+    assert {c.split("--")[0] for c in chunks} <= set(docs) and docs[0] == "on-call-policy"
+    assert "15 minutes" in str(ranked["answer"])
+
+    plain = ask("--no-rerank")
+    assert api_env.stats().get("voyage_rerank_calls", 0) == calls + 1, "--no-rerank sends no rerank"
+    assert plain["reranked"] is False and plain["cited_chunks"]
+    pretty = CliRunner().invoke(app, ["ask", QUESTION, "--k", "2", "--index", str(passage_index)])
+    assert pretty.exit_code == 0 and "cited: on-call-policy (passages: on-call-policy--" in pretty.output

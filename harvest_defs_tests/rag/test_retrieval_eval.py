@@ -8,7 +8,10 @@ service's name on every passage; the reranker is called once per question; conte
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.rag.eval_corpus import NAMES, generate
@@ -38,8 +41,37 @@ def test_small_eval_against_the_emulator(tmp_path: Path, api_env: EmulatorServer
     assert methods["document_summaries"]["recall@5"] < 1.0  # the passage is past the shown window
     assert methods["chunks_contextual"]["recall@5"] > methods["chunks"]["recall@5"]
     assert methods["chunks_contextual"]["recall@5"] >= 0.9
+    # The reranker reorders the fused candidates without losing the answer or pushing it down (it scores
+    # each passage against the question alone; the BM25 it replaced ranked the service's intro first).
+    reranked = methods["chunks_contextual + rerank"]
+    assert reranked["recall@5"] >= methods["chunks_contextual"]["recall@5"]
+    assert reranked["mrr@10"] >= methods["chunks_contextual"]["mrr@10"]
     rerank_calls = stats.get("voyage_rerank_calls", 0) - before.get("voyage_rerank_calls", 0)
     assert rerank_calls == 2 * len(questions)  # chunks + rerank, contextual + rerank
     cost = results["contextual_cost"]
     assert cost["context_requests_sent"] == results["passages"]
     assert cost["context_cache_read_input_tokens"] > 0 and cost["context_cache_saving_usd"] > 0
+
+
+def test_real_apis_mode_refuses_a_local_base_url_and_missing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--real-apis` must never label emulator numbers "real": a base URL on loopback stops it, as do
+    missing keys; real keys with no base URL (or a remote proxy) pass."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "retrieval_eval.py"
+    spec = importlib.util.spec_from_file_location("retrieval_eval_script", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-x")
+    monkeypatch.setenv("VOYAGE_API_KEY", "pa-x")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    for local in ("http://127.0.0.1:8080/v1", "http://localhost:9/v1"):
+        monkeypatch.setenv("VOYAGE_BASE_URL", local)
+        with pytest.raises(SystemExit, match="VOYAGE_BASE_URL points at"):
+            module._refuse_local_base_urls()
+    monkeypatch.setenv("VOYAGE_BASE_URL", "https://proxy.example.com/v1")
+    module._refuse_local_base_urls()
+    monkeypatch.delenv("VOYAGE_BASE_URL")
+    module._refuse_local_base_urls()
+    monkeypatch.delenv("VOYAGE_API_KEY")
+    with pytest.raises(SystemExit, match="VOYAGE_API_KEY"):
+        module._refuse_local_base_urls()

@@ -158,6 +158,8 @@ def rag_answers(
             candidates=rag.rerank_candidates,
         )
         step.submit(RAG_ANSWERS_BATCHES)
+        if step.given_up_reason:
+            context.log.warning(step.given_up_reason)
         waiting = step.deferred()  # batch mode: questions whose ranking is still in a rerank batch
         prompts = [p for (_, q), p in zip(questions, prompts, strict=True) if q not in waiting]
         if waiting:
