@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvest_defs.defs.batches import poll_ended_batches
+from harvest_defs.defs.batches import newest_first, poll_ended_batches
 from harvest_defs.defs.resources import HarvestStoreResource, VoyageResource
 
 VOYAGE_PROVIDER = "voyage"  # summary_embeddings' batches (the name predates passages: kept for ledgers)
@@ -77,7 +77,8 @@ def batch_mode_tables(
     table_name: str = "voyage_embeddings",
     provider: str = VOYAGE_PROVIDER,
 ) -> Iterator[Any]:
-    """Rows free from the caches, then this partition's ended batches; then submit what is still missing.
+    """Rows free from the caches, then this partition's ended batches (newest first: with the caller's
+    first-wins filter the freshest row of an id is kept); then submit what is still missing.
 
     ``table_name`` is the destination the cache looks in; ``provider`` the asset's ledger namespace.
     """
@@ -92,7 +93,7 @@ def batch_mode_tables(
     if reused is not None:
         yield reused
     ended = poll_ended_batches(harvester.ledger, provider, harvester.poll, log, partition_key)
-    for batch in ended:
+    for batch in newest_first(ended):
         yield from harvester.collect(batch.batch_id)
         step.collected.append(batch.batch_id)
     report = harvester.submit(

@@ -63,10 +63,9 @@ class DuckDBWarehouse:
             dataset_name=dataset_name,
             destination_path=str(self.path),
             pipelines_dir=str(self._store.pipelines_dir),
-            # DuckDB's default memory (not the library's 512 MB load cap): these resources' plain merges
-            # deduplicate with a ROW_NUMBER window over the vectors, which cannot spill and would fail
-            # past ~40k vectors a load under the cap (harvest/voyage/unique.py says why).
-            memory_limit=None,
+            # Bounded (512 MB unless configured): every load here declares its merge deduplicated
+            # (defs/unique_merge.py), so no ROW_NUMBER window over the vectors; DuckDB spills instead.
+            memory_limit=self._store.load_memory_limit(),
         )
 
     def run_kwargs(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from harvest_defs.defs.resources import (
 from harvest_defs.defs.voyage_batches import CHUNK_PROVIDER, BatchStep, mark_collected
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS
 from harvest_defs.defs.warehouse import DATASET, partition_rows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION
 
 CHUNK_EMBEDDINGS_KEY = dg.AssetKey("chunk_embeddings")
 CHUNK_PIPELINE = "harvest_chunks"
@@ -58,8 +59,11 @@ def chunk_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: in
 
         columns.update(embedding_column_hints(dims))
 
-    @dlt.resource(
-        name=CHUNK_TABLE_NAME, write_disposition="merge", primary_key="embedding_id", columns=columns
+    @dlt.resource(  # each id once per load (``voyage.partition_tables``): no dlt dedup window
+        name=CHUNK_TABLE_NAME,
+        write_disposition=MERGE_DISPOSITION,
+        primary_key="embedding_id",
+        columns=columns,
     )
     def chunk_embeddings() -> Iterator[Any]:
         yield from rows() if rows is not None else ()

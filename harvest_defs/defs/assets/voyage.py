@@ -36,6 +36,7 @@ from harvest_defs.defs.voyage_batches import (
 )
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
 from harvest_defs.defs.warehouse import VOYAGE_TABLE, partition_rows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION
 
 EMBEDDINGS_KEY = dg.AssetKey("summary_embeddings")
 VOYAGE_PIPELINE = "harvest_voyage"
@@ -53,8 +54,13 @@ def voyage_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: i
 
         columns.update(embedding_column_hints(dims))
 
+    # Each embedding_id once per load (``partition_tables``): dlt skips its dedup window, so the load
+    # runs under the warehouse's bounded memory (``defs/unique_merge.py``).
     @dlt.resource(
-        name="voyage_embeddings", write_disposition="merge", primary_key="embedding_id", columns=columns
+        name="voyage_embeddings",
+        write_disposition=MERGE_DISPOSITION,
+        primary_key="embedding_id",
+        columns=columns,
     )
     def voyage_embeddings() -> Iterator[Any]:
         yield from rows() if rows is not None else ()
@@ -112,6 +118,10 @@ def partition_tables(
     Shared by ``summary_embeddings`` and ``chunk_embeddings`` (one copy of the real-time/Batch API split):
     ``table_name`` is the destination the cache looks in, ``provider`` the asset's ledger namespace and
     ``finish`` adds the asset's own columns to every table (deletions included).
+
+    Every ``embedding_id`` is yielded once (what lets both assets declare ``MERGE_DISPOSITION``): real
+    time, ``embedding_tables`` promises it; in Batch API mode cache hits come first, then ended batches
+    newest first, through the first-wins filter; deletions are ids outside ``texts``, so never repeats.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -122,8 +132,14 @@ def partition_tables(
     done = finish or (lambda table: table)
     dim = model_spec(voyage.model).dimension(voyage.dims)
     if mode == "batch":
-        tables = batch_mode_tables(
-            texts, voyage, store, partition, log, step, table_name=table_name, provider=provider
+        from harvest_defs.defs.unique_merge import scratch_dir
+        from harvest_defs.harvest.voyage.unique import unique_embeddings
+
+        tables = unique_embeddings(
+            batch_mode_tables(
+                texts, voyage, store, partition, log, step, table_name=table_name, provider=provider
+            ),
+            scratch_dir(store),
         )
     else:
         tables = embedding_tables(
