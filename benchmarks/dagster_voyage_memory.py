@@ -126,6 +126,7 @@ def main() -> None:
     )
     parser.add_argument("--n", nargs="+", type=int, default=[100_000])
     parser.add_argument("--baseline-src", type=Path, help="a source tree of the previous harvest_defs")
+    parser.add_argument("--src", type=Path, default=REPO, help="the tree measured as 'after' (default: this)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "dagster_voyage_memory.json")
     args = parser.parse_args()
     import httpx
@@ -143,7 +144,7 @@ def main() -> None:
                 print("setup", n, json.dumps(setup), flush=True)
                 run: dict[str, Any] = {"n": n, "setup": setup}
                 trees = [("before", args.baseline_src)] if args.baseline_src else []
-                for label, src in [*trees, ("after", REPO)]:
+                for label, src in [*trees, ("after", args.src)]:
                     (work / label).mkdir()
                     shutil.copytree(work / "setup" / "home", work / label / "home")
                     run[label] = child("embed", src, corpus, n, work / label / "home", emulator.url)

@@ -169,7 +169,10 @@ def build_embeddings_asset(
             for r in partition_rows(store, spec.qualified_table, "embedding_id", CURRENT_COLUMNS, key)
         }
         embed = _embedder(spec, voyage, store, key, context.log, outcome)
-        _load(spec, store, reconciled_tables(spec, texts, current, key, embed, outcome))
+        from harvest_defs.defs.library_log import library_progress
+
+        with library_progress(context.log):  # the library's per-window counts in the run log
+            _load(spec, store, reconciled_tables(spec, texts, current, key, embed, outcome))
         mode = outcome.mode
         if outcome.collected:  # only after the load succeeded: a failed load collects them again
             harvester = batch_harvester(spec, voyage, store)

@@ -147,7 +147,10 @@ def build_collect_asset(
         rows = read_rows(spec.source, store, where=_where(spec, partition))
         outcome = Outcome()
         tables = reconcile(spec, harvester, store, key, rows, outcome)
-        _load(spec, store, tables)
+        from harvest_defs.defs.library_log import library_progress
+
+        with library_progress(context.log):  # the harvester's counts in the run log
+            _load(spec, store, tables)
         collected = close_submissions(harvester, key, outcome, context.log.info, provider=spec.provider)
         context.log.info(
             f"{spec.name}[{key}]: {outcome.rows} rows, {outcome.written} written, {outcome.unchanged} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -179,8 +179,14 @@ class AnthropicResource(dg.ConfigurableResource):
     def resolved_base_url(self) -> str | None:
         return _env_or(self.base_url, "ANTHROPIC_BASE_URL")
 
-    def harvester(self, store: HarvestStoreResource) -> ClaudeBatchHarvester:
-        """A harvester bound to this store's ledger; imports the SDK only now, inside a run."""
+    def harvester(
+        self, store: HarvestStoreResource, log: Callable[[str], None] | None = None
+    ) -> ClaudeBatchHarvester:
+        """A harvester bound to this store's ledger; imports the SDK only now, inside a run.
+
+        ``log`` gets the harvester's progress lines (a run passes ``context.log.info``, so a long submit
+        or collect shows its counts in the run log); default: the ``harvest_defs.claude`` logger.
+        """
         from harvest_defs.harvest.claude import ClaudeBatchHarvester
 
         return ClaudeBatchHarvester(
@@ -188,6 +194,7 @@ class AnthropicResource(dg.ConfigurableResource):
             base_url=self.resolved_base_url(),
             ledger_path=store.ledger(),
             raw_dir=store.raw_dir,
+            log=log,
         )
 
 

@@ -65,6 +65,15 @@ class BatchStep:
     collected: list[str] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
 
+    def metadata(self) -> dict[str, Any]:
+        """The run's batch ids for the asset's metadata (None, i.e. left out, when there are none)."""
+        import dagster as dg
+
+        return {
+            "voyage_batches_collected": dg.MetadataValue.json(self.collected) if self.collected else None,
+            "voyage_batches_pending": dg.MetadataValue.json(self.submitted) if self.submitted else None,
+        }
+
 
 def batch_mode_tables(
     texts: Sequence[dict[str, Any]],

@@ -34,6 +34,10 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
+def _logs(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> list[str]:
+    return [entry.user_message for entry in instance.all_logs(result.run_id)]
+
+
 def _count(db: Path, sql: str) -> int:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -80,6 +84,9 @@ def test_chain_end_to_end_then_rerun_costs_nothing(
         "embedding_dimensions": True,
         "every_summary_embedded": True,
     }
+    # The harvesters' progress lines (counts while streaming) reach the run log, not only Python logging.
+    assert any(m.startswith("claude submit: 2 requests sent") for m in _logs(instance, submitted))
+    assert any("2 texts read, 2 sent real-time" in m for m in _logs(instance, collected))
 
     index_tick = tick_sensor(chain_defs, instance, "rag_index_sensor", None)
     assert len(index_tick.run_requests) == 1

@@ -24,6 +24,7 @@ from harvest_defs.defs.dlt_support import (
     run_dlt_locked,
 )
 from harvest_defs.defs.errors import reraise_actionable
+from harvest_defs.defs.library_log import library_progress
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.partition_figures import voyage_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
@@ -162,6 +163,33 @@ def partition_tables(
         yield done(deletions(deleted, dim, partition))
 
 
+def load_embeddings(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    store: HarvestStoreResource,
+    voyage: VoyageResource,
+    source: Any,
+    pipeline_name: str,
+    step: BatchStep,
+) -> list[dg.MaterializeResult]:
+    """The load of ``summary_embeddings`` and ``chunk_embeddings``: locked, its progress in the run log.
+
+    The library's per-window progress lines (texts read, sent, reused) are forwarded to the run's log
+    (``library_log``); a connection or auth error says which endpoint and what to check; the batches
+    this run collected are marked collected only after the load succeeded (a failed load collects them
+    again).
+    """
+    try:
+        with library_progress(context.log):
+            results = run_dlt_locked(context, dlt, store, source, pipeline_name)
+    except Exception as exc:
+        reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
+        raise
+    if step.collected:
+        mark_collected(voyage, store, step.collected)
+    return results
+
+
 def build_embeddings_assets(
     partitions_def: dg.PartitionsDefinition, pipelines_dir: str
 ) -> dg.AssetsDefinition:
@@ -206,13 +234,7 @@ def build_embeddings_assets(
             ),
             dims=voyage.dims,
         )
-        try:
-            results = run_dlt_locked(context, dlt, store, source, VOYAGE_PIPELINE)
-        except Exception as exc:  # a connection/auth error says which endpoint and what to check
-            reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
-            raise
-        if step.collected:  # only after the load succeeded: a failed load collects them again
-            mark_collected(voyage, store, step.collected)
+        results = load_embeddings(context, dlt, store, voyage, source, VOYAGE_PIPELINE, step)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         embedded, tokens = voyage_figures(store, partition)
@@ -228,8 +250,7 @@ def build_embeddings_assets(
                 "tokens_this_run": tally.tokens,
                 "dimensions": dg.MetadataValue.json(sorted(tally.dimensions)),
                 "api_mode": mode,
-                "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
-                "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
+                **step.metadata(),
                 "model": voyage.model,
                 # The billed tokens of the texts embedded by this run (cached ones cost nothing).
                 "billed_usd_this_run": usd(
