@@ -16,7 +16,7 @@ import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
-from harvest_defs.defs.assets.documents import read_snapshot
+from harvest_defs.defs.assets.documents import snapshot_batches
 from harvest_defs.defs.column_schema import VOYAGE_COLUMNS, column_schema_metadata, ours_first
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
@@ -217,7 +217,7 @@ def build_embeddings_assets(
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
         partition = context.partition_key
-        texts = current_summaries(store, anthropic, read_snapshot(store, partition))
+        texts = current_summaries(store, anthropic, snapshot_batches(store, partition))
         current = partition_rows(store, VOYAGE_TABLE, "embedding_id", [], partition)
         wanted = {t["id"] for t in texts}
         deleted = sorted(r["embedding_id"] for r in current if r["embedding_id"] not in wanted)
