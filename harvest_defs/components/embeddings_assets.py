@@ -106,7 +106,7 @@ def _batch(
     pending: list[str] = []
 
     def tables() -> Iterator[Any]:
-        from harvest_defs.defs.batches import poll_ended_batches
+        from harvest_defs.defs.batches import newest_first, poll_ended_batches
         from harvest_defs.harvest.voyage.packing import prepare_inputs
         from harvest_defs.harvest.voyage.resource import reuse_cached
 
@@ -116,7 +116,8 @@ def _batch(
         )
         if reused is not None:
             yield reused
-        for batch in poll_ended_batches(harvester.ledger, spec.provider, harvester.poll, log, partition):
+        ended = poll_ended_batches(harvester.ledger, spec.provider, harvester.poll, log, partition)
+        for batch in newest_first(ended):
             yield from harvester.collect(batch.batch_id)
             outcome.collected.append(batch.batch_id)
         report = harvester.submit(
@@ -168,7 +169,10 @@ def build_embeddings_asset(
             for r in partition_rows(store, spec.qualified_table, "embedding_id", CURRENT_COLUMNS, key)
         }
         embed = _embedder(spec, voyage, store, key, context.log, outcome)
-        _load(spec, store, reconciled_tables(spec, texts, current, key, embed, outcome))
+        from harvest_defs.defs.library_log import library_progress
+
+        with library_progress(context.log):  # the library's per-window counts in the run log
+            _load(spec, store, reconciled_tables(spec, texts, current, key, embed, outcome))
         mode = outcome.mode
         if outcome.collected:  # only after the load succeeded: a failed load collects them again
             harvester = batch_harvester(spec, voyage, store)
@@ -212,21 +216,19 @@ def build_embeddings_asset(
 
 
 def _load(spec: EmbeddingsSpec, store: HarvestStoreResource, tables: Iterator[Any]) -> None:
-    """dlt merge on ``embedding_id`` into ``harvest.<table>`` (native FLOAT[dims]) under the write lock."""
-    import dlt
+    """Merge on ``embedding_id`` into ``harvest.<table>`` (native FLOAT[dims]) under the write lock.
 
-    from harvest_defs.defs.dlt_support import runtime_pipeline
+    Declared unique (``defs/unique_merge.py``: no dlt dedup window, bounded load memory). Repeats can only
+    come from the Batch API path, whose cache hits and newest batches come first (first row wins).
+    """
+    from harvest_defs.defs.unique_merge import load_unique
     from harvest_defs.harvest.voyage import embedding_column_hints
 
-    @dlt.resource(
+    load_unique(
+        store,
+        f"harvest_embeddings_{spec.name}",
+        tables,
         name=spec.table,
-        write_disposition="merge",
         primary_key="embedding_id",
         columns={**HINTS, **embedding_column_hints(spec.dims, spec.model)},
     )
-    def rows() -> Iterator[Any]:
-        yield from tables
-
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):
-        pipeline = runtime_pipeline(f"harvest_embeddings_{spec.name}", store)
-        pipeline.run(rows())

@@ -147,7 +147,10 @@ def build_collect_asset(
         rows = read_rows(spec.source, store, where=_where(spec, partition))
         outcome = Outcome()
         tables = reconcile(spec, harvester, store, key, rows, outcome)
-        _load(spec, store, tables)
+        from harvest_defs.defs.library_log import library_progress
+
+        with library_progress(context.log):  # the harvester's counts in the run log
+            _load(spec, store, tables)
         collected = close_submissions(harvester, key, outcome, context.log.info, provider=spec.provider)
         context.log.info(
             f"{spec.name}[{key}]: {outcome.rows} rows, {outcome.written} written, {outcome.unchanged} "
@@ -191,18 +194,19 @@ def build_collect_asset(
 
 
 def _load(spec: HarvestSpec, store: HarvestStoreResource, tables: Iterator[Any]) -> None:
-    """dlt merge on ``custom_id`` into the warehouse, under its write lock (``_deleted`` hard-deletes)."""
-    import dlt
+    """Merge on ``custom_id`` into the warehouse under its write lock (``_deleted`` hard-deletes).
 
+    Declared unique (``defs/unique_merge.py``: no dlt dedup window, bounded load memory); the reconciled
+    tables hold each request's row once, and the filter drops any repeat (first wins).
+    """
     from harvest_defs.components.harvest_rows import column_hints
-    from harvest_defs.defs.dlt_support import runtime_pipeline
+    from harvest_defs.defs.unique_merge import load_unique
 
-    @dlt.resource(
-        name=spec.table, write_disposition="merge", primary_key="custom_id", columns=column_hints(spec)
+    load_unique(
+        store,
+        f"harvest_component_{spec.name}",
+        tables,
+        name=spec.table,
+        primary_key="custom_id",
+        columns=column_hints(spec),
     )
-    def rows() -> Iterator[Any]:
-        yield from tables
-
-    with store.duckdb_lock(store.warehouse_path, exclusive=True):
-        pipeline = runtime_pipeline(f"harvest_component_{spec.name}", store)
-        pipeline.run(rows())

@@ -23,6 +23,7 @@ from harvest_defs.harvest.ledger import IN_PROGRESS
 class EndedBatch:
     batch_id: str
     partition_key: str | None
+    created_at: float = 0.0  # the ledger's; orders collects newest first (``newest_first``)
 
 
 def _poll_one(poll: Callable[[str], Any], batch: Any, log: Any) -> Any | None:
@@ -66,10 +67,19 @@ def poll_ended_batches(
     for batch in ledger.in_flight(provider, partition_key):
         progress = _poll_one(poll, batch, log)
         if progress is not None and getattr(progress, "ended", False):
-            ended[batch.batch_id] = EndedBatch(batch.batch_id, batch.partition_key)
+            ended[batch.batch_id] = EndedBatch(batch.batch_id, batch.partition_key, batch.created_at)
     for batch in ledger.ended_uncollected(provider, partition_key):
-        ended.setdefault(batch.batch_id, EndedBatch(batch.batch_id, batch.partition_key))
+        ended.setdefault(batch.batch_id, EndedBatch(batch.batch_id, batch.partition_key, batch.created_at))
     return list(ended.values())
+
+
+def newest_first(batches: Iterable[EndedBatch]) -> list[EndedBatch]:
+    """``batches`` from the most recently created: the order a declared-unique load collects them in.
+
+    A load that keeps the first row per key (``defs.unique_merge``) then keeps the row of the newest
+    batch when two batches answered the same id (a text edited while its first batch was in flight).
+    """
+    return sorted(batches, key=lambda b: b.created_at, reverse=True)
 
 
 def has_open_batches(ledger: Any, provider: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # the harvesters import the SDKs; keep them out of code-locat
 DEFAULT_CLAUDE_MODEL = "claude-haiku-4-5"
 DEFAULT_VOYAGE_MODEL = "voyage-3.5"
 DUCKDB_POOL = "harvest_duckdb"
+# DuckDB's buffer pool during a warehouse load: the library's LOAD_MEMORY_LIMIT (harvest/pipeline.py), not
+# imported so loading the code location stays free of dlt.
+WAREHOUSE_MEMORY_LIMIT = "512MB"
 
 
 def _env_or(value: str | None, name: str) -> str | None:
@@ -50,6 +53,24 @@ class HarvestStoreResource(dg.ConfigurableResource):
     postgres_dsn: str | None = Field(
         default=None, repr=False, description="Set via EnvVar('HARVEST_POSTGRES_DSN'); never logged"
     )
+    warehouse_memory_limit: str | None = Field(
+        default=None,
+        description=(
+            "DuckDB memory_limit of warehouse loads (e.g. '2GB'); default $HARVEST_WAREHOUSE_MEMORY_LIMIT "
+            "or 512MB; 'default' leaves DuckDB's own (80% of RAM)"
+        ),
+    )
+
+    def load_memory_limit(self) -> str | None:
+        """The DuckDB ``memory_limit`` of a warehouse load; ``None``: DuckDB's default (80% of RAM).
+
+        Bounded by default: every load of the chain and the components declares its merge deduplicated
+        (``defs/unique_merge.py``), so DuckDB spills to disk instead of holding the load in memory.
+        """
+        value = (
+            _env_or(self.warehouse_memory_limit, "HARVEST_WAREHOUSE_MEMORY_LIMIT") or WAREHOUSE_MEMORY_LIMIT
+        )
+        return None if value.strip().lower() == "default" else value
 
     def backend_settings(self) -> BackendSettings:
         """The backend switch: these fields first, then ``HARVEST_*`` variables (see ``harvest.backends``)."""
@@ -158,8 +179,14 @@ class AnthropicResource(dg.ConfigurableResource):
     def resolved_base_url(self) -> str | None:
         return _env_or(self.base_url, "ANTHROPIC_BASE_URL")
 
-    def harvester(self, store: HarvestStoreResource) -> ClaudeBatchHarvester:
-        """A harvester bound to this store's ledger; imports the SDK only now, inside a run."""
+    def harvester(
+        self, store: HarvestStoreResource, log: Callable[[str], None] | None = None
+    ) -> ClaudeBatchHarvester:
+        """A harvester bound to this store's ledger; imports the SDK only now, inside a run.
+
+        ``log`` gets the harvester's progress lines (a run passes ``context.log.info``, so a long submit
+        or collect shows its counts in the run log); default: the ``harvest_defs.claude`` logger.
+        """
         from harvest_defs.harvest.claude import ClaudeBatchHarvester
 
         return ClaudeBatchHarvester(
@@ -167,6 +194,7 @@ class AnthropicResource(dg.ConfigurableResource):
             base_url=self.resolved_base_url(),
             ledger_path=store.ledger(),
             raw_dir=store.raw_dir,
+            log=log,
         )
 
 

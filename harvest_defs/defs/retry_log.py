@@ -50,16 +50,7 @@ def sdk_retry_warnings(log: Any, base_url: str | None, max_retries: int | None =
         from harvest_defs.harvest.claude.settings import SDK_MAX_RETRIES
 
         max_retries = SDK_MAX_RETRIES
-    handler = RetryWarnings(log, base_url, max_retries)
-    loggers = [logging.getLogger(name) for name in SDK_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-    try:
+    from harvest_defs.defs.library_log import attached
+
+    with attached(RetryWarnings(log, base_url, max_retries), SDK_LOGGERS):
         yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvest_defs.defs.batches import poll_ended_batches
+from harvest_defs.defs.batches import newest_first, poll_ended_batches
 from harvest_defs.defs.resources import HarvestStoreResource, VoyageResource
 
 VOYAGE_PROVIDER = "voyage"  # summary_embeddings' batches (the name predates passages: kept for ledgers)
@@ -65,6 +65,15 @@ class BatchStep:
     collected: list[str] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
 
+    def metadata(self) -> dict[str, Any]:
+        """The run's batch ids for the asset's metadata (None, i.e. left out, when there are none)."""
+        import dagster as dg
+
+        return {
+            "voyage_batches_collected": dg.MetadataValue.json(self.collected) if self.collected else None,
+            "voyage_batches_pending": dg.MetadataValue.json(self.submitted) if self.submitted else None,
+        }
+
 
 def batch_mode_tables(
     texts: Sequence[dict[str, Any]],
@@ -77,7 +86,8 @@ def batch_mode_tables(
     table_name: str = "voyage_embeddings",
     provider: str = VOYAGE_PROVIDER,
 ) -> Iterator[Any]:
-    """Rows free from the caches, then this partition's ended batches; then submit what is still missing.
+    """Rows free from the caches, then this partition's ended batches (newest first: with the caller's
+    first-wins filter the freshest row of an id is kept); then submit what is still missing.
 
     ``table_name`` is the destination the cache looks in; ``provider`` the asset's ledger namespace.
     """
@@ -92,7 +102,7 @@ def batch_mode_tables(
     if reused is not None:
         yield reused
     ended = poll_ended_batches(harvester.ledger, provider, harvester.poll, log, partition_key)
-    for batch in ended:
+    for batch in newest_first(ended):
         yield from harvester.collect(batch.batch_id)
         step.collected.append(batch.batch_id)
     report = harvester.submit(

@@ -10,6 +10,7 @@ vectors from the vector store (revert, rename, failed load) before paying Voyage
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harvest_defs.defs.claude_rows import DELETED, PARTITION, build_prompts
@@ -26,22 +27,31 @@ VOYAGE_HINTS: dict[str, Any] = {
 
 
 def current_summaries(
-    store: HarvestStoreResource, anthropic: AnthropicResource, documents: list[dict[str, Any]]
+    store: HarvestStoreResource,
+    anthropic: AnthropicResource,
+    batches: Iterable[Sequence[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """``{"id", "text"}`` inputs: the successful summaries of exactly these documents' current texts."""
+    """``{"id", "text"}`` inputs: the successful summaries of exactly these documents' current texts.
+
+    ``batches``: the partition's documents in chunks (``documents.snapshot_batches``). Only each
+    document's current request hash is kept past its chunk, so the documents' texts are never all in
+    memory at once; the summaries (the texts to embed) are read from the warehouse.
+    """
     from harvest_defs.harvest.claude.prompts import prepare_prompts
     from harvest_defs.harvest.claude.settings import MAX_BYTES_PER_BATCH
 
-    prompts, _ = build_prompts(documents, anthropic)
-    prepared = prepare_prompts(
-        prompts,
-        anthropic.model,
-        anthropic.max_tokens,
-        anthropic.system_prompt,
-        anthropic.temperature,
-        MAX_BYTES_PER_BATCH,
-    )
-    current = {r.custom_id: r.request_hash for r in prepared.requests}
+    current: dict[str, str] = {}
+    for documents in batches:
+        prompts, _ = build_prompts(documents, anthropic)
+        prepared = prepare_prompts(
+            prompts,
+            anthropic.model,
+            anthropic.max_tokens,
+            anthropic.system_prompt,
+            anthropic.temperature,
+            MAX_BYTES_PER_BATCH,
+        )
+        current.update((r.custom_id, r.request_hash) for r in prepared.requests)
     if not current:
         return []
     rows = query_rows(

@@ -91,9 +91,9 @@ def query_arrow(
     """Run one read-only query; ``None`` when the file or the table ``needs`` does not exist yet."""
     if _is_store_warehouse(store, db_path):
         return store.warehouse().query_arrow(sql, params, needs=needs)
-    from harvest_defs.defs.warehouse_duckdb import query_duckdb_file
+    from harvest_defs.defs.warehouse_duckdb import DuckDBWarehouse
 
-    return query_duckdb_file(store, Path(db_path), sql, params, needs=needs)
+    return DuckDBWarehouse(store, Path(db_path)).query_arrow(sql, params, needs=needs)
 
 
 def query_rows(

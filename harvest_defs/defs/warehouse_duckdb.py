@@ -18,35 +18,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def query_duckdb_file(
-    store: HarvestStoreResource,
-    db_path: Path,
-    sql: str,
-    params: Sequence[Any] = (),
-    *,
-    needs: str | None = None,
-) -> pa.Table | None:
-    """One read-only query on a DuckDB file; ``None`` when the file or the table ``needs`` is missing."""
-    import duckdb
-
-    if not db_path.exists():
-        return None
-    with store.duckdb_lock(db_path, exclusive=False):
-        con = duckdb.connect(str(db_path), read_only=True)
-        try:
-            if needs is not None and not table_exists(con, needs):
-                return None
-            return con.execute(sql, list(params)).to_arrow_table()
-        finally:
-            con.close()
-
-
 class DuckDBWarehouse:
+    """The store's ``warehouse.duckdb``, or (``path``) another DuckDB file read the same way, e.g. a
+    component's own index: one read path, under the store's lock for that file."""
+
     backend = "duckdb"
 
-    def __init__(self, store: HarvestStoreResource) -> None:
+    def __init__(self, store: HarvestStoreResource, path: Path | None = None) -> None:
         self._store = store
-        self.path = store.warehouse_path
+        self.path = Path(path) if path is not None else store.warehouse_path
         self.location = str(self.path)
 
     def __repr__(self) -> str:
@@ -63,10 +43,9 @@ class DuckDBWarehouse:
             dataset_name=dataset_name,
             destination_path=str(self.path),
             pipelines_dir=str(self._store.pipelines_dir),
-            # DuckDB's default memory (not the library's 512 MB load cap): these resources' plain merges
-            # deduplicate with a ROW_NUMBER window over the vectors, which cannot spill and would fail
-            # past ~40k vectors a load under the cap (harvest/voyage/unique.py says why).
-            memory_limit=None,
+            # Bounded (512 MB unless configured): every load here declares its merge deduplicated
+            # (defs/unique_merge.py), so no ROW_NUMBER window over the vectors; DuckDB spills instead.
+            memory_limit=self._store.load_memory_limit(),
         )
 
     def run_kwargs(self) -> dict[str, Any]:
@@ -75,7 +54,19 @@ class DuckDBWarehouse:
     def query_arrow(
         self, sql: str, params: Sequence[Any] = (), *, needs: str | None = None
     ) -> pa.Table | None:
-        return query_duckdb_file(self._store, self.path, sql, params, needs=needs)
+        """One read-only query; ``None`` when the file or the table ``needs`` is missing."""
+        import duckdb
+
+        if not self.path.exists():
+            return None
+        with self.lock(exclusive=False):
+            con = duckdb.connect(str(self.path), read_only=True)
+            try:
+                if needs is not None and not table_exists(con, needs):
+                    return None
+                return con.execute(sql, list(params)).to_arrow_table()
+            finally:
+                con.close()
 
     def table_exists(self, qualified: str) -> bool:
         return bool(self.columns(qualified))

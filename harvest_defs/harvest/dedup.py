@@ -6,6 +6,8 @@ its collect source from it at load time, and loading must stay cheap (``benchmar
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlt.common.schema.typing import TDeleteInsertStrategyDict
@@ -26,18 +28,20 @@ MERGE_DISPOSITION: TDeleteInsertStrategyDict = {
 
 
 class UniqueRows:
-    """Drops rows whose ``custom_id`` was already yielded in this load: the promise behind ``deduplicated``.
+    """Drops rows whose ``key`` (``custom_id``) was already yielded in this load: the promise behind
+    ``deduplicated``.
 
     The first occurrence wins, so callers yield the freshest rows first (new batches before old ones).
     O(n): one set of ids; a table with no repeat (the normal case) passes through unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "custom_id") -> None:
         self._seen: set[str] = set()
+        self.key = key
         self.dropped = 0
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        ids = table.column("custom_id").to_pylist()
+        ids = table.column(self.key).to_pylist()
         seen = self._seen
         if seen.isdisjoint(ids):
             before = len(seen)
@@ -63,12 +67,12 @@ class DiskUniqueRows(UniqueRows):
     Only repeats inside one table use memory (a set the size of that table).
     """
 
-    def __init__(self, seen: Any) -> None:
-        super().__init__()
+    def __init__(self, seen: Any, key: str = "custom_id") -> None:
+        super().__init__(key)
         self._disk = seen
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        ids = table.column("custom_id").to_pylist()
+        ids = table.column(self.key).to_pylist()
         earlier = self._disk.check_and_add(ids)
         if not earlier and len(set(ids)) == len(ids):
             return table
@@ -82,3 +86,23 @@ class DiskUniqueRows(UniqueRows):
         import pyarrow as pa
 
         return table.filter(pa.array(keep, type=pa.bool_()))
+
+
+def unique_rows(
+    tables: Iterable[pa.Table], key: str, scratch_dir: Path | str | None = None
+) -> Iterator[pa.Table]:
+    """``tables`` with every row whose ``key`` an earlier row had dropped (first wins; empty tables skipped).
+
+    The ids seen are a :class:`~harvest_defs.harvest.streaming.SeenIds` file in ``scratch_dir`` (deleted
+    when the stream ends): bounded memory at millions of rows. A resource yielding only these tables may
+    declare :data:`MERGE_DISPOSITION`.
+    """
+    from harvest_defs.harvest.streaming import SeenIds
+
+    with SeenIds(scratch_dir) as seen:
+        unique = DiskUniqueRows(seen, key)
+        for table in tables:
+            if table.num_rows:
+                table = unique(table)
+                if table.num_rows:
+                    yield table

@@ -12,7 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from harvest_defs.defs.assets.documents import read_snapshot, snapshot_batches
 from harvest_defs.defs.local_run import materialize_selection, run_requests, tick_sensor
+from harvest_defs.defs.voyage_rows import current_summaries
 from harvest_defs.emulator import EmulatorServer
 
 # The chain needs the harvesters and the RAG index (landing in parallel); until then these tests skip.
@@ -32,6 +34,10 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
     ]
     assert events, f"{key} was not materialized"
     return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+def _logs(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> list[str]:
+    return [entry.user_message for entry in instance.all_logs(result.run_id)]
 
 
 def _count(db: Path, sql: str) -> int:
@@ -80,6 +86,15 @@ def test_chain_end_to_end_then_rerun_costs_nothing(
         "embedding_dimensions": True,
         "every_summary_embedded": True,
     }
+    # The harvesters' progress lines (counts while streaming) reach the run log, not only Python logging.
+    assert any(m.startswith("claude submit: 2 requests sent") for m in _logs(instance, submitted))
+    assert any("2 texts read, 2 sent real-time" in m for m in _logs(instance, collected))
+    # summary_embeddings streams the snapshot: one document per chunk finds the same summaries.
+    store, anthropic = chain_defs.resources["store"], chain_defs.resources["anthropic"]
+    whole = current_summaries(store, anthropic, [read_snapshot(store, "alpha")])
+    assert (
+        len(whole) == 2 and current_summaries(store, anthropic, snapshot_batches(store, "alpha", 1)) == whole
+    )
 
     index_tick = tick_sensor(chain_defs, instance, "rag_index_sensor", None)
     assert len(index_tick.run_requests) == 1

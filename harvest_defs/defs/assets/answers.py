@@ -32,7 +32,7 @@ from harvest_defs.defs.answers_rerank import RerankStep, rerank_step
 from harvest_defs.defs.assets.claude import CLAUDE_PROVIDER
 from harvest_defs.defs.assets.rag import RAG_INDEX_KEY
 from harvest_defs.defs.assets.rag_backends import index_for_search
-from harvest_defs.defs.batches import poll_ended_batches
+from harvest_defs.defs.batches import newest_first, poll_ended_batches
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.resources import (
     DUCKDB_POOL,
@@ -94,8 +94,12 @@ def _question_vectors(
 
 
 def _load_answers(harvester: Any, batch_ids: list[str], store: HarvestStoreResource) -> int:
-    """Ended batches' answers into ``harvest.rag_answers`` (merge on question id); returns rows loaded."""
-    import dlt
+    """Ended batches' answers into ``harvest.rag_answers`` (merge on question id); returns rows loaded.
+
+    ``batch_ids`` newest first: the load is declared unique (``defs/unique_merge.py``, no dlt dedup
+    window), so a question answered by two batches keeps the newest answer.
+    """
+    from harvest_defs.defs.unique_merge import load_unique
 
     loaded = 0
 
@@ -106,9 +110,7 @@ def _load_answers(harvester: Any, batch_ids: list[str], store: HarvestStoreResou
                 loaded += table.num_rows
                 yield table
 
-    resource = dlt.resource(tables(), name="rag_answers", write_disposition="merge", primary_key="custom_id")
-    with loading(store, ANSWERS_PIPELINE) as pipeline:
-        pipeline.run(resource, **store.warehouse().run_kwargs())
+    load_unique(store, ANSWERS_PIPELINE, tables(), name="rag_answers", primary_key="custom_id")
     for batch_id in batch_ids:
         harvester.mark_collected(batch_id)
     return loaded
@@ -136,7 +138,7 @@ def rag_answers(
     ended = poll_ended_batches(
         harvester.ledger, CLAUDE_PROVIDER, harvester.poll, context.log, RAG_ANSWERS_BATCHES
     )
-    collected = [batch.batch_id for batch in ended]
+    collected = [batch.batch_id for batch in newest_first(ended)]
     answers_loaded = _load_answers(harvester, collected, store) if collected else 0
 
     questions = load_questions(store.corpus_path)

@@ -27,9 +27,13 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
 from harvest_defs.defs.assets.documents import DOCUMENTS_KEY, read_snapshot
-from harvest_defs.defs.assets.voyage import EmbeddingTally, embedding_mode, partition_tables
-from harvest_defs.defs.dlt_support import AssetKeyTranslator, definition_pipeline, run_dlt_locked
-from harvest_defs.defs.errors import reraise_actionable
+from harvest_defs.defs.assets.voyage import (
+    EmbeddingTally,
+    embedding_mode,
+    load_embeddings,
+    partition_tables,
+)
+from harvest_defs.defs.dlt_support import AssetKeyTranslator, definition_pipeline
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.resources import (
     DUCKDB_POOL,
@@ -38,9 +42,10 @@ from harvest_defs.defs.resources import (
     RagResource,
     VoyageResource,
 )
-from harvest_defs.defs.voyage_batches import CHUNK_PROVIDER, BatchStep, mark_collected
+from harvest_defs.defs.voyage_batches import CHUNK_PROVIDER, BatchStep
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS
 from harvest_defs.defs.warehouse import DATASET, partition_rows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION
 
 CHUNK_EMBEDDINGS_KEY = dg.AssetKey("chunk_embeddings")
 CHUNK_PIPELINE = "harvest_chunks"
@@ -58,8 +63,11 @@ def chunk_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: in
 
         columns.update(embedding_column_hints(dims))
 
-    @dlt.resource(
-        name=CHUNK_TABLE_NAME, write_disposition="merge", primary_key="embedding_id", columns=columns
+    @dlt.resource(  # each id once per load (``voyage.partition_tables``): no dlt dedup window
+        name=CHUNK_TABLE_NAME,
+        write_disposition=MERGE_DISPOSITION,
+        primary_key="embedding_id",
+        columns=columns,
     )
     def chunk_embeddings() -> Iterator[Any]:
         yield from rows() if rows is not None else ()
@@ -170,13 +178,7 @@ def build_chunk_embeddings_asset(
             ),
             dims=voyage.dims,
         )
-        try:
-            results = run_dlt_locked(context, dlt, store, source, CHUNK_PIPELINE)
-        except Exception as exc:  # a connection/auth error says which endpoint and what to check
-            reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
-            raise
-        if step.collected:  # only after the load succeeded: a failed load collects them again
-            mark_collected(voyage, store, step.collected)
+        results = load_embeddings(context, dlt, store, voyage, source, CHUNK_PIPELINE, step)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         extra = as_metadata(
@@ -189,8 +191,7 @@ def build_chunk_embeddings_asset(
                 "contextual": rag.contextual,
                 **report,
                 "api_mode": mode,
-                "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
-                "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
+                **step.metadata(),
                 "est_usd": usd(estimate_voyage_usd(voyage.model, tally.tokens, batch=mode == "batch")),
                 "duration_s": round(time.monotonic() - started, 3),
             }

@@ -160,7 +160,7 @@ def build_collect_assets(partitions_def: dg.PartitionsDefinition, pipelines_dir:
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
         partition = context.partition_key
-        harvester = anthropic.harvester(store)
+        harvester = anthropic.harvester(store, log=context.log.info)
         retries = ExitStack()  # every SDK retry of this run (poll, results) is a warning in its log
         retries.enter_context(sdk_retry_warnings(context.log, anthropic.resolved_base_url()))
         for submission in harvester.ledger.open_submissions(CLAUDE_PROVIDER, partition):

@@ -71,7 +71,7 @@ def build_submit_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         calls, and the ledger records each batch under its partition for the sensor.
         """
         started = time.monotonic()
-        harvester = anthropic.harvester(store)
+        harvester = anthropic.harvester(store, log=context.log.info)
         failed: dict[str, str] = {}
         base_url = anthropic.resolved_base_url()
         for partition in context.partition_keys:

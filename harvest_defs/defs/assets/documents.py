@@ -11,6 +11,7 @@ the metadata, and the ``all_files_readable`` check warns.
 """
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def snapshot_path(store: HarvestStoreResource, partition_key: str) -> Path:
 
 
 SNAPSHOT_PREFIX = "documents"
+SNAPSHOT_BATCH_ROWS = 10_000  # documents per chunk when a snapshot is streamed (``snapshot_batches``)
 
 
 def _snapshot_key(path: Path) -> str:
@@ -86,16 +88,33 @@ def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)  # readers never see a half-written snapshot
 
 
-def read_snapshot(store: HarvestStoreResource, partition_key: str) -> list[dict[str, Any]]:
-    """The documents recorded by the last ``documents`` materialization of this partition."""
-    import pyarrow.parquet as pq
+def snapshot_batches(
+    store: HarvestStoreResource, partition_key: str, batch_rows: int = SNAPSHOT_BATCH_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """The last ``documents`` snapshot of this partition, ``batch_rows`` documents at a time.
 
+    For consumers that keep only a digest per document (``voyage_rows.current_summaries``): at millions
+    of documents their texts are never all in memory at once. A missing snapshot fails at call time.
+    """
     path = snapshot_path(store, partition_key)
     if not fetch_snapshot(store, path):
         raise dg.Failure(
             f"No documents snapshot for partition {partition_key!r}: materialize `documents` first.",
         )
-    return list(pq.read_table(path).to_pylist())
+    return _parquet_batches(path, batch_rows)
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as snapshot:
+        for batch in snapshot.iter_batches(batch_size=batch_rows):
+            yield batch.to_pylist()
+
+
+def read_snapshot(store: HarvestStoreResource, partition_key: str) -> list[dict[str, Any]]:
+    """The documents recorded by the last ``documents`` materialization of this partition."""
+    return [doc for batch in snapshot_batches(store, partition_key) for doc in batch]
 
 
 def _skipped_markdown(skipped: list[dict[str, str]]) -> str:

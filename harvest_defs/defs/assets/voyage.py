@@ -16,7 +16,7 @@ import dlt
 from dagster_dlt import DagsterDltResource, dlt_assets
 
 from harvest_defs.defs.assets.claude import SUMMARIES_KEY
-from harvest_defs.defs.assets.documents import read_snapshot
+from harvest_defs.defs.assets.documents import snapshot_batches
 from harvest_defs.defs.column_schema import VOYAGE_COLUMNS, column_schema_metadata, ours_first
 from harvest_defs.defs.dlt_support import (
     AssetKeyTranslator,
@@ -24,6 +24,7 @@ from harvest_defs.defs.dlt_support import (
     run_dlt_locked,
 )
 from harvest_defs.defs.errors import reraise_actionable
+from harvest_defs.defs.library_log import library_progress
 from harvest_defs.defs.metadata import as_metadata, usd
 from harvest_defs.defs.partition_figures import voyage_figures
 from harvest_defs.defs.resources import DUCKDB_POOL, AnthropicResource, HarvestStoreResource, VoyageResource
@@ -36,6 +37,7 @@ from harvest_defs.defs.voyage_batches import (
 )
 from harvest_defs.defs.voyage_rows import VOYAGE_HINTS, current_summaries, deletions, tag
 from harvest_defs.defs.warehouse import VOYAGE_TABLE, partition_rows
+from harvest_defs.harvest.dedup import MERGE_DISPOSITION
 
 EMBEDDINGS_KEY = dg.AssetKey("summary_embeddings")
 VOYAGE_PIPELINE = "harvest_voyage"
@@ -53,8 +55,13 @@ def voyage_embed_source(rows: Callable[[], Iterator[Any]] | None = None, dims: i
 
         columns.update(embedding_column_hints(dims))
 
+    # Each embedding_id once per load (``partition_tables``): dlt skips its dedup window, so the load
+    # runs under the warehouse's bounded memory (``defs/unique_merge.py``).
     @dlt.resource(
-        name="voyage_embeddings", write_disposition="merge", primary_key="embedding_id", columns=columns
+        name="voyage_embeddings",
+        write_disposition=MERGE_DISPOSITION,
+        primary_key="embedding_id",
+        columns=columns,
     )
     def voyage_embeddings() -> Iterator[Any]:
         yield from rows() if rows is not None else ()
@@ -112,6 +119,10 @@ def partition_tables(
     Shared by ``summary_embeddings`` and ``chunk_embeddings`` (one copy of the real-time/Batch API split):
     ``table_name`` is the destination the cache looks in, ``provider`` the asset's ledger namespace and
     ``finish`` adds the asset's own columns to every table (deletions included).
+
+    Every ``embedding_id`` is yielded once (what lets both assets declare ``MERGE_DISPOSITION``): real
+    time, ``embedding_tables`` promises it; in Batch API mode cache hits come first, then ended batches
+    newest first, through the first-wins filter; deletions are ids outside ``texts``, so never repeats.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -122,8 +133,14 @@ def partition_tables(
     done = finish or (lambda table: table)
     dim = model_spec(voyage.model).dimension(voyage.dims)
     if mode == "batch":
-        tables = batch_mode_tables(
-            texts, voyage, store, partition, log, step, table_name=table_name, provider=provider
+        from harvest_defs.defs.unique_merge import scratch_dir
+        from harvest_defs.harvest.voyage.unique import unique_embeddings
+
+        tables = unique_embeddings(
+            batch_mode_tables(
+                texts, voyage, store, partition, log, step, table_name=table_name, provider=provider
+            ),
+            scratch_dir(store),
         )
     else:
         tables = embedding_tables(
@@ -144,6 +161,33 @@ def partition_tables(
             yield done(tag(tally(table), partition))
     if deleted:
         yield done(deletions(deleted, dim, partition))
+
+
+def load_embeddings(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    store: HarvestStoreResource,
+    voyage: VoyageResource,
+    source: Any,
+    pipeline_name: str,
+    step: BatchStep,
+) -> list[dg.MaterializeResult]:
+    """The load of ``summary_embeddings`` and ``chunk_embeddings``: locked, its progress in the run log.
+
+    The library's per-window progress lines (texts read, sent, reused) are forwarded to the run's log
+    (``library_log``); a connection or auth error says which endpoint and what to check; the batches
+    this run collected are marked collected only after the load succeeded (a failed load collects them
+    again).
+    """
+    try:
+        with library_progress(context.log):
+            results = run_dlt_locked(context, dlt, store, source, pipeline_name)
+    except Exception as exc:
+        reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
+        raise
+    if step.collected:
+        mark_collected(voyage, store, step.collected)
+    return results
 
 
 def build_embeddings_assets(
@@ -173,7 +217,7 @@ def build_embeddings_assets(
     ) -> Iterator[dg.MaterializeResult]:
         started = time.monotonic()
         partition = context.partition_key
-        texts = current_summaries(store, anthropic, read_snapshot(store, partition))
+        texts = current_summaries(store, anthropic, snapshot_batches(store, partition))
         current = partition_rows(store, VOYAGE_TABLE, "embedding_id", [], partition)
         wanted = {t["id"] for t in texts}
         deleted = sorted(r["embedding_id"] for r in current if r["embedding_id"] not in wanted)
@@ -190,13 +234,7 @@ def build_embeddings_assets(
             ),
             dims=voyage.dims,
         )
-        try:
-            results = run_dlt_locked(context, dlt, store, source, VOYAGE_PIPELINE)
-        except Exception as exc:  # a connection/auth error says which endpoint and what to check
-            reraise_actionable(exc, voyage.resolved_base_url(), "VOYAGE_API_KEY")
-            raise
-        if step.collected:  # only after the load succeeded: a failed load collects them again
-            mark_collected(voyage, store, step.collected)
+        results = load_embeddings(context, dlt, store, voyage, source, VOYAGE_PIPELINE, step)
         from harvest_defs.harvest.pricing import estimate_voyage_usd
 
         embedded, tokens = voyage_figures(store, partition)
@@ -212,8 +250,7 @@ def build_embeddings_assets(
                 "tokens_this_run": tally.tokens,
                 "dimensions": dg.MetadataValue.json(sorted(tally.dimensions)),
                 "api_mode": mode,
-                "voyage_batches_collected": dg.MetadataValue.json(step.collected) if step.collected else None,
-                "voyage_batches_pending": dg.MetadataValue.json(step.submitted) if step.submitted else None,
+                **step.metadata(),
                 "model": voyage.model,
                 # The billed tokens of the texts embedded by this run (cached ones cost nothing).
                 "billed_usd_this_run": usd(

@@ -20,27 +20,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from harvest_defs.harvest.streaming import SeenIds
+from harvest_defs.harvest.dedup import unique_rows
 
 
 def unique_embeddings(
     tables: Iterable[pa.Table], scratch_dir: Path | str | None = None
 ) -> Iterator[pa.Table]:
     """``tables`` with every ``embedding_id`` already yielded (earlier table or earlier row) dropped."""
-    with SeenIds(scratch_dir) as seen:
-        for table in tables:
-            if not table.num_rows:
-                continue
-            ids = table.column("embedding_id").to_pylist()
-            earlier = seen.check_and_add(ids)
-            if not earlier and len(set(ids)) == len(ids):
-                yield table
-                continue
-            keep: list[bool] = []
-            local: set[str] = set()
-            for embedding_id in ids:
-                keep.append(embedding_id not in earlier and embedding_id not in local)
-                local.add(embedding_id)
-            kept = table.filter(pa.array(keep, type=pa.bool_()))
-            if kept.num_rows:
-                yield kept
+    return unique_rows(tables, "embedding_id", scratch_dir)
