@@ -231,8 +231,12 @@ class RagResource(dg.ConfigurableResource):
     chunks: bool = Field(default=True, description="Embed and index document passages (chunk_embeddings)")
     chunk_max_tokens: int = Field(default=300, description="Passage budget in tokens (~4 characters each)")
     chunk_overlap_tokens: int = Field(default=40, description="Overlap between passages of one section")
-    contextual: bool = Field(
-        default=False, description="Claude writes a situating context per chunk (Message Batches, cached)"
+    contextual: bool | None = Field(
+        default=None,
+        description=(
+            "Claude writes a situating context per chunk (Message Batches, cached); "
+            "unset: $HARVEST_RAG_CONTEXTUAL (1/true/on), else off"
+        ),
     )
     context_model: str = Field(default="claude-haiku-5-5", description="Model writing the contexts")
     rerank: bool = Field(
@@ -245,6 +249,14 @@ class RagResource(dg.ConfigurableResource):
         default=1000,
         description="rag_answers question sets at/above this size rerank via the Voyage Batch API (0: never)",
     )
+
+    @property
+    def contextual_on(self) -> bool:
+        """The setting, else the deployment's ``HARVEST_RAG_CONTEXTUAL``: sensor-launched runs use the bound
+        resource, so without the variable a deployment could not switch the (paid) step on without code."""
+        if self.contextual is not None:
+            return self.contextual
+        return os.environ.get("HARVEST_RAG_CONTEXTUAL", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def default_resources() -> dict[str, Any]:

@@ -117,13 +117,21 @@ def test_an_edit_re_embeds_only_its_passage_and_the_lifecycle_holds_per_chunk(
 
 
 def test_contextual_option_embeds_context_plus_passage_with_the_document_cached(
-    tmp_path: Path, harvest_home: Path, bare_instance: dg.DagsterInstance, api_env: EmulatorServer
+    tmp_path: Path,
+    harvest_home: Path,
+    bare_instance: dg.DagsterInstance,
+    api_env: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Switched on the way a deployment does it (``HARVEST_RAG_CONTEXTUAL``, the default resource): the
+    sensor-launched runs use the bound resource, so an explicit setting alone would need code."""
     from harvest_defs.defs.resources import RagResource
     from harvest_defs_tests.rag.test_contextual import DOCUMENT
 
+    monkeypatch.setenv("HARVEST_RAG_CONTEXTUAL", "1")
+    assert RagResource().contextual_on and not RagResource(contextual=False).contextual_on
     corpus = write_corpus(tmp_path / "corpus", {"product": {"zephyr.md": DOCUMENT}})
-    defs = build_defs(corpus, sensor_interval=1, resources={"rag": RagResource(contextual=True)})
+    defs = build_defs(corpus, sensor_interval=1)
     cursors: dict[str, str | None] = {}
     run_chain(defs, bare_instance, cursors=cursors, timeout=120)
     stats = api_env.stats()

@@ -135,7 +135,7 @@ def build_chunk_embeddings_asset(
         contexts: dict[str, str] = {}
         pending: set[str] = set()
         report: dict[str, Any] = {}
-        if rag.contextual and chunks:
+        if rag.contextual_on and chunks:
             from harvest_defs.defs.contextual_step import contexts_for
 
             documents = read_snapshot(store, partition)
@@ -188,7 +188,7 @@ def build_chunk_embeddings_asset(
                 "chunk_embeddings_deleted": len(deleted),
                 "chunks_unchanged": len(chunks) - tally.rows,
                 "total_tokens": tally.tokens,
-                "contextual": rag.contextual,
+                "contextual": rag.contextual_on,
                 **report,
                 "api_mode": mode,
                 **step.metadata(),
