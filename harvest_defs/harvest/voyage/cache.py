@@ -110,33 +110,67 @@ def _found_server(
     )
 
 
+class Destination:
+    """The active pipeline's SQL client, made once per run and opened per lookup.
+
+    Why once: ``pipeline.sql_client()`` resolves dlt's destination configuration, and dlt keeps each
+    partial resolution's exception (``config.__exception__``), whose traceback holds the *caller's*
+    frames, until the extract step ends. Asked for once per window, every window's inputs (one
+    ``EmbedInput`` per text) stayed alive that long: ~0.5 KB per text, the 1M-text run's growth
+    (``benchmarks/scale_memory.py``). Made before the first window is read, the frames it pins hold none.
+    """
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        pipeline = _active_pipeline()
+        if pipeline is None:
+            return
+        try:
+            self.client = pipeline.sql_client()
+        except Exception as exc:  # e.g. a destination without SQL: no destination cache, as before
+            logger.warning("embedding cache unavailable (%s); embedding without it", type(exc).__name__)
+
+    def found(
+        self, inputs: Sequence[EmbedInput], table_name: str, model: str, input_type: str | None, dim: int
+    ) -> pa.Table | None:
+        """The destination's rows for these inputs' text hashes; None when there is no table (yet)."""
+        if self.client is None or not inputs:
+            return None
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        try:
+            with self.client as client:
+                table = client.make_qualified_table_name(table_name)
+                if _is_duckdb(client):
+                    return _found_duckdb(client, table, inputs, model, input_type, dim)
+                return _found_server(client, table, inputs, model, input_type, dim)
+        except DatabaseUndefinedRelation:
+            return None  # first run: the table does not exist yet
+        except Exception as exc:
+            if "does not exist" in str(exc) or "Catalog Error" in str(exc):
+                return None
+            logger.warning("embedding cache lookup failed (%s); embedding without it", type(exc).__name__)
+            return None
+
+
 def lookup(
     inputs: Sequence[EmbedInput],
     table_name: str,
     model: str,
     input_type: str | None,
     dim: int,
+    destination: Destination | None = None,
 ) -> CacheHits:
-    """What the active dlt pipeline's dataset already holds for these inputs (empty when unknown)."""
-    hits = CacheHits()
-    pipeline = _active_pipeline()
-    if pipeline is None or not inputs:
-        return hits
-    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+    """What the active dlt pipeline's dataset already holds for these inputs (empty when unknown).
 
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(table_name)
-            if _is_duckdb(client):
-                found = _found_duckdb(client, table, inputs, model, input_type, dim)
-            else:
-                found = _found_server(client, table, inputs, model, input_type, dim)
-    except DatabaseUndefinedRelation:
-        return hits  # first run: the table does not exist yet
-    except Exception as exc:
-        if "does not exist" in str(exc) or "Catalog Error" in str(exc):
-            return hits
-        logger.warning("embedding cache lookup failed (%s); embedding without it", type(exc).__name__)
+    ``destination``: the run's :class:`Destination` (a loop over windows passes one; a single call may
+    leave it out).
+    """
+    hits = CacheHits()
+    if not inputs:
+        return hits
+    found = (destination or Destination()).found(inputs, table_name, model, input_type, dim)
+    if found is None:
         return hits
     found_ids = found.column("embedding_id").to_pylist()
     hashes = found.column("text_hash").to_pylist()
