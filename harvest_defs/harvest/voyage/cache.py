@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from harvest_defs.harvest.destination import run_sql_client
 from harvest_defs.harvest.voyage.packing import EmbedInput
 
 logger = logging.getLogger("harvest_defs.harvest.voyage")
@@ -30,17 +31,6 @@ SERVER_CHUNK = 5_000
 class CacheHits:
     present: set[str] = field(default_factory=set)  # embedding ids already loaded
     vectors: dict[str, Any] = field(default_factory=dict)  # text_hash -> vector (pa scalar list)
-
-
-def _active_pipeline() -> Any:
-    import dlt
-
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:
-        return None
-    # dlt.current.pipeline() creates a default pipeline when none is active; that one has no destination.
-    return pipeline if getattr(pipeline, "destination", None) is not None else None
 
 
 def _is_duckdb(client: Any) -> bool:
@@ -111,24 +101,14 @@ def _found_server(
 
 
 class Destination:
-    """The active pipeline's SQL client, made once per run and opened per lookup.
+    """The run's destination for lookups: one SQL client per run, opened per lookup.
 
-    Why once: ``pipeline.sql_client()`` resolves dlt's destination configuration, and dlt keeps each
-    partial resolution's exception (``config.__exception__``), whose traceback holds the *caller's*
-    frames, until the extract step ends. Asked for once per window, every window's inputs (one
-    ``EmbedInput`` per text) stayed alive that long: ~0.5 KB per text, the 1M-text run's growth
-    (``benchmarks/scale_memory.py``). Made before the first window is read, the frames it pins hold none.
+    Make it before the first window is read (``harvest/destination.py`` says why: a client made per
+    window kept every window's inputs alive until the extract ended).
     """
 
     def __init__(self) -> None:
-        self.client: Any = None
-        pipeline = _active_pipeline()
-        if pipeline is None:
-            return
-        try:
-            self.client = pipeline.sql_client()
-        except Exception as exc:  # e.g. a destination without SQL: no destination cache, as before
-            logger.warning("embedding cache unavailable (%s); embedding without it", type(exc).__name__)
+        self.client: Any = run_sql_client()
 
     def found(
         self, inputs: Sequence[EmbedInput], table_name: str, model: str, input_type: str | None, dim: int
