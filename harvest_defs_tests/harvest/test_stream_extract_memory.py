@@ -1,10 +1,12 @@
-"""Bounded extract memory for Voyage streams, and the caches it must keep, against real parts.
+"""Bounded extract memory for streams (Voyage and Claude), and the caches it must keep, against real parts.
 
 - Streaming many windows through a real dlt pipeline (real voyageai SDK -> emulator -> DuckDB): the
   inputs of finished windows are freed while the stream is still read (once, every window's
   ``EmbedInput`` list stayed alive until the extract ended: dlt pinned the frames of each per-window
   ``pipeline.sql_client()`` call; ``cache.Destination``), and the one client per run still finds every
   window's rows: a re-run sends nothing, a copy under a new id is free.
+- The same for Claude: each window's wanted table (ids, hashes, prompts) is freed before the next window
+  (it was pinned the same way by ``_not_loaded``'s per-window client); Arrow's live bytes stay flat.
 - ``VectorStore.lookup`` (hashes first, vectors only from files holding a match) returns exactly the
   stored vectors for the same settings and nothing else, over several Parquet files.
 """
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -112,3 +115,42 @@ def test_store_lookup_returns_the_stored_vectors_for_the_same_settings_only(tmp_
         assert vector.as_py() == [float(h[1:]), 1.0, 2.0, 4.0]
     assert store.lookup(["h9", "h10"], "voyage-3.5", 4, "document") == {}  # no match: no vector read
     assert sorted(store.lookup(["h6"], "voyage-3.5", 4, None)) == ["h6"]
+
+
+def test_claude_windows_wanted_prompts_are_freed_mid_stream(emulator: EmulatorServer, tmp_path: Path) -> None:
+    from harvest_defs.harvest.claude import claude_message_batches
+    from harvest_defs_tests.conftest import TEST_ANTHROPIC_KEY
+
+    big = 20_000  # bytes per prompt: a window's wanted table holds ~200 KB of prompts
+    live: list[int] = []
+
+    def prompts() -> Iterator[dict[str, str]]:
+        for i in range(5 * WINDOW):
+            if i % WINDOW == 0:
+                gc.collect()
+                live.append(pa.total_allocated_bytes())
+            yield {"custom_id": f"p{i}", "text": f"Summarize {i}: " + "ducks " * (big // 6)}
+
+    pipeline = create_duckdb_pipeline(
+        "cm", "ai", destination_path=str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pipes")
+    )
+    pipeline.run(
+        claude_message_batches(
+            prompts(),
+            model="claude-haiku-4-5",
+            max_tokens=16,
+            api_key=TEST_ANTHROPIC_KEY,
+            base_url=emulator.anthropic_base_url,
+            poll_interval=0.2,
+            ledger_path=tmp_path / "ledger.sqlite",
+            raw_dir=tmp_path / "raw",
+            window=WINDOW,
+        )
+    )
+    assert len(live) == 5
+    # Before the per-run client the 5th window saw the 4 earlier windows' prompts (>= 800 KB) still held.
+    assert max(live) - live[0] < 2 * WINDOW * big, live
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ai.claude_messages WHERE success").fetchone() == (
+            5 * WINDOW,
+        )
