@@ -34,6 +34,7 @@ from harvest_defs.harvest.claude.results import invalid_rows
 from harvest_defs.harvest.claude.stored import StoredRowsReport, wanted_table
 from harvest_defs.harvest.claude.stream import DEFAULT_WINDOW, StreamTotals, prepare_windows
 from harvest_defs.harvest.dedup import MERGE_DISPOSITION, DiskUniqueRows
+from harvest_defs.harvest.destination import run_sql_client
 from harvest_defs.harvest.ledger import COLLECTED, ENDED
 from harvest_defs.harvest.memory import release_memory
 from harvest_defs.harvest.streaming import SeenIds, reiterable
@@ -113,6 +114,7 @@ def claude_message_batches(
         scratch = harvester.raw_dir / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
         totals = StreamTotals(logger.info)
+        sql_client = run_sql_client()  # once, before any window: harvest/destination.py says why
         with (
             tempfile.TemporaryDirectory(prefix="wanted_", dir=scratch) as spool,
             SeenIds(scratch) as yielded,
@@ -129,7 +131,7 @@ def claude_message_batches(
                     totals.add_report(harvester.submit_prepared(prepared, system_prompt=system_prompt))
                     # Every prompt whose (custom_id, request) is not in the destination yet gets a row:
                     # new results, and cache hits under a new id rebuilt from the raw results on disk.
-                    needed = _not_loaded(table_name, wanted_table(prepared.requests))
+                    needed = _not_loaded(sql_client, table_name, wanted_table(prepared.requests))
                     if needed.num_rows:
                         path = Path(spool) / f"{len(spooled):06d}.parquet"
                         pq.write_table(needed, path)
@@ -173,15 +175,16 @@ def _table_name(resource: Any) -> str:
     return name if isinstance(name, str) and name else TABLE_NAME
 
 
-def _not_loaded(table: str, wanted: pa.Table) -> pa.Table:
+def _not_loaded(sql_client: Any, table: str, wanted: pa.Table) -> pa.Table:
     """Rows of ``wanted`` without a successful row (same custom_id and request) in the destination.
 
     One join per window inside DuckDB ("loaded data is state"), so nothing the size of the destination
-    is ever held in Python.
+    is ever held in Python. ``sql_client``: the run's (``harvest/destination.py``), None = nothing loaded.
     """
+    if sql_client is None:
+        return wanted
     try:
-        pipeline = dlt.current.pipeline()
-        with pipeline.sql_client() as client:
+        with sql_client as client:
             qualified = client.make_qualified_table_name(table)
             con = client.native_connection
             con.register("_harvest_wanted", wanted)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from harvest_defs.harvest.destination import run_sql_client
 from harvest_defs.harvest.voyage.packing import EmbedInput
 
 logger = logging.getLogger("harvest_defs.harvest.voyage")
@@ -30,17 +31,6 @@ SERVER_CHUNK = 5_000
 class CacheHits:
     present: set[str] = field(default_factory=set)  # embedding ids already loaded
     vectors: dict[str, Any] = field(default_factory=dict)  # text_hash -> vector (pa scalar list)
-
-
-def _active_pipeline() -> Any:
-    import dlt
-
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:
-        return None
-    # dlt.current.pipeline() creates a default pipeline when none is active; that one has no destination.
-    return pipeline if getattr(pipeline, "destination", None) is not None else None
 
 
 def _is_duckdb(client: Any) -> bool:
@@ -110,33 +100,57 @@ def _found_server(
     )
 
 
+class Destination:
+    """The run's destination for lookups: one SQL client per run, opened per lookup.
+
+    Make it before the first window is read (``harvest/destination.py`` says why: a client made per
+    window kept every window's inputs alive until the extract ended).
+    """
+
+    def __init__(self) -> None:
+        self.client: Any = run_sql_client()
+
+    def found(
+        self, inputs: Sequence[EmbedInput], table_name: str, model: str, input_type: str | None, dim: int
+    ) -> pa.Table | None:
+        """The destination's rows for these inputs' text hashes; None when there is no table (yet)."""
+        if self.client is None or not inputs:
+            return None
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        try:
+            with self.client as client:
+                table = client.make_qualified_table_name(table_name)
+                if _is_duckdb(client):
+                    return _found_duckdb(client, table, inputs, model, input_type, dim)
+                return _found_server(client, table, inputs, model, input_type, dim)
+        except DatabaseUndefinedRelation:
+            return None  # first run: the table does not exist yet
+        except Exception as exc:
+            if "does not exist" in str(exc) or "Catalog Error" in str(exc):
+                return None
+            logger.warning("embedding cache lookup failed (%s); embedding without it", type(exc).__name__)
+            return None
+
+
 def lookup(
     inputs: Sequence[EmbedInput],
     table_name: str,
     model: str,
     input_type: str | None,
     dim: int,
+    destination: Destination | None = None,
 ) -> CacheHits:
-    """What the active dlt pipeline's dataset already holds for these inputs (empty when unknown)."""
-    hits = CacheHits()
-    pipeline = _active_pipeline()
-    if pipeline is None or not inputs:
-        return hits
-    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+    """What the active dlt pipeline's dataset already holds for these inputs (empty when unknown).
 
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(table_name)
-            if _is_duckdb(client):
-                found = _found_duckdb(client, table, inputs, model, input_type, dim)
-            else:
-                found = _found_server(client, table, inputs, model, input_type, dim)
-    except DatabaseUndefinedRelation:
-        return hits  # first run: the table does not exist yet
-    except Exception as exc:
-        if "does not exist" in str(exc) or "Catalog Error" in str(exc):
-            return hits
-        logger.warning("embedding cache lookup failed (%s); embedding without it", type(exc).__name__)
+    ``destination``: the run's :class:`Destination` (a loop over windows passes one; a single call may
+    leave it out).
+    """
+    hits = CacheHits()
+    if not inputs:
+        return hits
+    found = (destination or Destination()).found(inputs, table_name, model, input_type, dim)
+    if found is None:
         return hits
     found_ids = found.column("embedding_id").to_pylist()
     hashes = found.column("text_hash").to_pylist()

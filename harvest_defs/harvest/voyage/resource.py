@@ -80,14 +80,16 @@ def reuse_cached(
     dim: int,
     store: VectorStore,
     table_name: str = TABLE_NAME,
+    destination: cache.Destination | None = None,
 ) -> tuple[list[EmbedInput], pa.Table | None]:
     """(inputs still to embed, rows rebuilt for free): the destination first, then the vector store.
 
     An input whose id already holds the same text hash in the destination needs nothing; one whose text
     was embedded before (any id: a rename, a revert, a load that failed after paying) gets that vector.
     Must run inside a dlt pipeline's extract for the destination lookup (else only the store is used).
+    A loop over windows passes one ``destination`` for the run (:class:`cache.Destination` says why).
     """
-    hits = cache.lookup(inputs, table_name, model, input_type, dim)
+    hits = cache.lookup(inputs, table_name, model, input_type, dim, destination)
     missing = {i.text_hash for i in inputs if i.embedding_id not in hits.present}
     hits.vectors.update(store.lookup(missing - hits.vectors.keys(), model, dim, input_type))
     return _cached_rows(inputs, hits, model, dim, input_type)
@@ -265,6 +267,7 @@ def _embedding_tables(
             pass
     embedder = None
     batch: _BatchWindows | None = None
+    destination = cache.Destination() if skip_existing else None  # before any window is read: see there
     started = time.monotonic()
     read = embedded = reused_rows = 0
     for prepared in prepare_windows(
@@ -274,7 +277,7 @@ def _embedding_tables(
         _log_rejected(prepared, model, spec.context_tokens)
         todo = prepared.inputs
         if skip_existing:
-            todo, reused = reuse_cached(todo, model, input_type, dim, store, table_name)
+            todo, reused = reuse_cached(todo, model, input_type, dim, store, table_name, destination)
             if reused is not None:
                 reused_rows += reused.num_rows
                 yield reused

@@ -8,7 +8,8 @@ leaves a partial file that looks complete) before it is yielded, and lookups by 
 model, dimension and input type) come here first.
 
 Layout: ``<raw_dir>/voyage/vectors/<uuid>.parquet`` with ``text_hash, model, dimensions, input_type,
-embedding, total_tokens``. Lookups are one DuckDB hash join over all files (a glob read, O(stored)).
+embedding, total_tokens``. Lookups match hashes over all files (key columns only, O(stored hashes)),
+then read vectors from the files holding a match.
 """
 
 from __future__ import annotations
@@ -51,7 +52,14 @@ class VectorStore:
     def lookup(
         self, text_hashes: Iterable[str], model: str, dimensions: int, input_type: str | None
     ) -> dict[str, pa.Scalar]:
-        """text_hash -> stored vector (an Arrow list scalar) for every hash the store holds."""
+        """text_hash -> stored vector (an Arrow list scalar) for every hash the store holds.
+
+        Two steps, so a window costs O(stored hashes), not O(stored vectors): the hashes are matched
+        with only the key columns read (``filename``/``file_row_number`` say where each match is), and
+        vectors are read from the files that hold a match only. One query joining on the hash read
+        every stored vector (4 KB each at 1024 dims) per window: at 1M texts the 20th window scanned
+        ~4 GB to find nothing (benchmarks/scale_memory.py).
+        """
         files = self.files()
         wanted = pa.table({"text_hash": pa.array(sorted(set(text_hashes)), pa.string())})
         if not files or not wanted.num_rows:
@@ -61,11 +69,21 @@ class VectorStore:
         con = duckdb.connect()
         try:
             con.register("wanted", wanted)
-            found = con.execute(
-                "SELECT DISTINCT ON (s.text_hash) s.text_hash, s.embedding "
-                "FROM read_parquet(?) s JOIN wanted w ON w.text_hash = s.text_hash "
+            con.execute(
+                "CREATE TEMP TABLE hits AS SELECT DISTINCT ON (s.text_hash) s.filename, s.file_row_number, "
+                "s.text_hash FROM read_parquet(?, filename = true, file_row_number = true) s "
+                "SEMI JOIN wanted w ON w.text_hash = s.text_hash "
                 "WHERE s.model = ? AND s.dimensions = ? AND s.input_type IS NOT DISTINCT FROM ?",
                 [[str(f) for f in files], model, dimensions, input_type],
+            )
+            holding = [row[0] for row in con.execute("SELECT DISTINCT filename FROM hits").fetchall()]
+            if not holding:
+                return {}
+            found = con.execute(
+                "SELECT h.text_hash, s.embedding "
+                "FROM read_parquet(?, filename = true, file_row_number = true) s "
+                "JOIN hits h ON h.filename = s.filename AND h.file_row_number = s.file_row_number",
+                [sorted(holding)],
             ).to_arrow_table()
         finally:
             con.close()
