@@ -173,11 +173,17 @@ def sidecar_of(
 _GRAPH_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Index | None] = weakref.WeakKeyDictionary()
 
 
+def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a read-only connection: its file cannot change under it (a rebuild renames a new file over
+    the path; this connection keeps the old one), so what it reads once may be remembered."""
+    mode = con.execute("SELECT current_setting('access_mode')").fetchone()
+    return bool(mode and str(mode[0]).lower() == "read_only")
+
+
 def graph_for(con: duckdb.DuckDBPyConnection) -> Index | None:
     """The graph of the connection's index, opened (a memory-mapped view), or None: scan instead.
 
-    Remembered for a read-only connection: its file cannot change under it (a rebuild renames a new file
-    over the path; this connection keeps the old one), so the metadata look-ups (~2 ms on a loaded
+    Remembered for a read-only connection (``is_read_only``), so the metadata look-ups (~2 ms on a loaded
     machine) are paid once, and the mapping outlives the file's deletion two rebuilds later.
     """
     if con in _GRAPH_OF:
@@ -186,8 +192,7 @@ def graph_for(con: duckdb.DuckDBPyConnection) -> Index | None:
 
     path = sidecar_of(con, read_meta(con))
     graph = open_view(path) if path is not None else None
-    mode = con.execute("SELECT current_setting('access_mode')").fetchone()
-    if mode and str(mode[0]).lower() == "read_only":
+    if is_read_only(con):
         _GRAPH_OF[con] = graph
     return graph
 
@@ -228,17 +233,43 @@ def remove_stale_sidecars(index_path: Path, keep: set[str]) -> None:
             old.unlink(missing_ok=True)
 
 
+# The query vector's one-row Arrow table, joined into the re-rank statement under this name.
+QUERY_VIEW = "_rag_query_vector"
+
+
 def rerank_sql(keys: list[int], k: int, where: str = "") -> str:
-    """Top-k of the graph's candidates by the exact float32 distance (the same columns as the HNSW SQL).
+    """Top-k of the graph's candidates by the exact float32 distance to ``QUERY_VIEW.q`` (one statement).
 
     Keys are literal integers so DuckDB answers the IN list from the ART index on ``ann_key`` (a point
-    lookup per key) instead of scanning the table. ``where`` (a search filter) post-filters them.
+    lookup per key) instead of scanning the table. ``where`` (a search filter) post-filters them. The query
+    vector is a one-row table cross-joined in, not a ``SET VARIABLE``: measured at 200k x 1024
+    (``benchmarks/query_latency.py``), the variable cost a statement of its own plus ``getvariable``'s
+    binding and constant folding of 1024 floats in the re-rank (~3 ms CPU a query on a loaded machine).
     """
     listed = ", ".join(str(int(key)) for key in keys) or "NULL"
     extra = f" AND ({where})" if where else ""
     return (
         "SELECT chunk_id, document_id, text, "
-        "array_cosine_distance(embedding, getvariable('qv')) AS distance "
-        f"FROM {CHUNKS_TABLE} WHERE {KEY_COLUMN} IN ({listed}){extra} "
+        f"array_cosine_distance(embedding, {QUERY_VIEW}.q) AS distance "
+        f"FROM {CHUNKS_TABLE}, {QUERY_VIEW} WHERE {KEY_COLUMN} IN ({listed}){extra} "
         f"ORDER BY distance, chunk_id LIMIT {int(k)}"
     )
+
+
+def rerank(
+    con: duckdb.DuckDBPyConnection,
+    vector: np.ndarray,
+    keys: list[int],
+    k: int,
+    where: str = "",
+    params: list[object] | None = None,
+) -> list[tuple[str, str, str, float]]:
+    """``(chunk_id, document_id, text, distance)`` of the best ``k`` of ``keys``, ranked in DuckDB by the
+    exact float32 cosine distance to ``vector`` (the table's vectors, never the graph's float16 copies)."""
+    flat = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    query = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(flat), flat.shape[0])})
+    con.register(QUERY_VIEW, query)
+    try:
+        return con.execute(rerank_sql(keys, k, where), params or []).fetchall()
+    finally:
+        con.unregister(QUERY_VIEW)
