@@ -18,6 +18,7 @@ recall@10 0.79 at 100k with cosine, and slower to build than f16 on this CPU.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 import weakref
@@ -44,8 +45,14 @@ BATCH_ROWS = 50_000
 # 1M x 1024 (benchmarks/results/index_build_1m.json): graph 1,423 s on a loaded machine but recall@10 0.88
 # near the data, under the 0.95 goal; 128 (vss's value) gave 1.0 at 200k, so 128 it stays.
 EF_CONSTRUCTION = HNSW_EF_CONSTRUCTION
-# Candidates taken from the graph per query before the exact re-rank: at least this many, and 2k.
-MIN_CANDIDATES = 20
+# Candidates taken from the graph per query before the exact re-rank: ``OVERSAMPLE * k``, at least
+# ``MIN_CANDIDATES``. Each candidate is a row DuckDB fetches, and in a fresh reader process each one loads a
+# 256 KB block into the buffer pool (~64 page faults: the dominant cost of a cold query, measured at 200k
+# and 1M in benchmarks/results/query_latency_1m.json). The float16 graph ranks so close to the exact float32
+# order that re-ranking 10, 12, 15, 20 or 30 candidates gave the same recall@10 at 200k x 1024 (0.96 over 30
+# near queries, one of them a graph miss); it was max(2k, 20).
+OVERSAMPLE = 1.2
+MIN_CANDIDATES = 12
 
 
 def ensure_key_column(con: duckdb.DuckDBPyConnection) -> None:
@@ -214,12 +221,14 @@ def open_view(path: Path) -> Index | None:
         return None
 
 
-def candidates(graph: Index | Path, vector: np.ndarray, k: int, *, oversample: int = 2) -> list[int]:
-    """Keys of the graph's nearest candidates for ``vector``: ``max(oversample * k, MIN_CANDIDATES)``."""
+def candidates(
+    graph: Index | Path, vector: np.ndarray, k: int, *, oversample: float = OVERSAMPLE
+) -> list[int]:
+    """Keys of the graph's nearest ``max(ceil(oversample * k), MIN_CANDIDATES)`` candidates for ``vector``."""
     index = open_view(graph) if isinstance(graph, Path) else graph
     if index is None:
         raise FileNotFoundError(f"no usearch graph at {graph}")
-    count = max(oversample * k, MIN_CANDIDATES)
+    count = max(math.ceil(oversample * k), MIN_CANDIDATES)
     if index.expansion_search < max(HNSW_EF_SEARCH, count):
         index.expansion_search = max(HNSW_EF_SEARCH, count)  # type: ignore[misc]  # (the stub lacks the setter)
     matches = index.search(np.asarray(vector, dtype=np.float32), count)

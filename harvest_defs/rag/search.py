@@ -170,7 +170,7 @@ def vector_search(
     if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
         # A filter (``kind: chunk`` on every `harvest ask` over passages) post-filters the candidates, so
         # take more of them; only when too few pass does the query fall back to the exact scan.
-        keys = ann.candidates(graph, vector, k, oversample=FILTER_OVERSAMPLE if where else 2)
+        keys = ann.candidates(graph, vector, k, oversample=FILTER_OVERSAMPLE if where else ann.OVERSAMPLE)
         rows = ann.rerank(con, vector, keys, k, where, params)
         if not where or len(rows) >= k or len(keys) >= len(graph):
             return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
