@@ -3,9 +3,12 @@
 Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/index_build.json):
 - Unfiltered vector queries take candidates from the usearch graph beside the file (``rag.ann``) and rank
   them in DuckDB by the exact distance; an index built before the sidecar existed still uses vss's HNSW.
-- The query vector is passed with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``:
-  binding a Python list as a parameter costs ~75 ms per query at 1024-d, and a scalar subquery drops the
-  HNSW plan; the variable keeps ``HNSW_INDEX_SCAN`` and costs next to nothing.
+- The graph path's re-rank is one statement with the query vector cross-joined from a one-row Arrow
+  table (``ann.rerank``), on a reader connection's single thread (``rag.threads``): measured at 200k and
+  1M (benchmarks/query_latency.py), a ``SET VARIABLE`` statement, a ``rag_meta`` read per query and the
+  parallel pipeline start had cost more than the 12-row fetch itself. The scans (exact, vss) still pass
+  the vector with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``: binding a Python
+  list as a parameter costs 0.5-1 s per query at 1024-d, and a scalar subquery drops vss's HNSW plan.
 - Filtered queries never use HNSW: vss 1.5.5 pushes the LIMIT into the index and filters afterwards, so
   ``WHERE ... ORDER BY distance LIMIT k`` silently returns too few (even 0) rows. They use the exact scan.
 - The exact scan (``exact=True`` / ``exact_search``) is brute-force ``array_cosine_distance`` over every row:
