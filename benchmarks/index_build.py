@@ -27,6 +27,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +122,14 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_case(n: int, src: Path, queries: int, workdir: Path | None) -> dict[str, Any]:
-    """Build and query an index of ``n`` vectors with ``src`` first on the path, in fresh children."""
-    with tempfile.TemporaryDirectory(prefix="index_build_", dir=workdir) as tmp:
+def run_case(n: int, src: Path, queries: int, workdir: Path | None, keep: bool = False) -> dict[str, Any]:
+    """Build and query an index of ``n`` vectors with ``src`` first on the path, in fresh children.
+
+    With ``keep`` the case's directory (warehouse, ``rag.duckdb`` and its ANN sidecar) survives, so a
+    built 1M index can be profiled and re-queried (``benchmarks/query_latency.py``) without a rebuild.
+    """
+    kept = nullcontext(tempfile.mkdtemp(prefix="index_build_", dir=workdir)) if keep else None
+    with kept or tempfile.TemporaryDirectory(prefix="index_build_", dir=workdir) as tmp:
         script = Path(tmp) / "child.py"
         script.write_text(CHILD)
         env = {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
@@ -137,6 +143,8 @@ def run_case(n: int, src: Path, queries: int, workdir: Path | None) -> dict[str,
             )
         child_log = (Path(tmp) / "child.log").read_text()
         print(child_log[-3000:], file=sys.stderr, flush=True)
+        if keep:
+            print(f"kept {tmp}", file=sys.stderr, flush=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"rows": n, "error": (child_log or proc.stdout)[-3000:]}
@@ -152,6 +160,7 @@ def main() -> None:
     parser.add_argument("--baseline-cases", nargs="*", type=int, default=[])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=None, help="where the files go (default: tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep each case's built files (in --workdir)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "index_build.json")
     args = parser.parse_args()
     results: dict[str, Any] = {
@@ -162,10 +171,10 @@ def main() -> None:
     }
     for n in args.baseline_cases:
         assert args.baseline_src, "--baseline-cases needs --baseline-src"
-        results["before"].append(run_case(n, args.baseline_src, args.queries, args.workdir))
+        results["before"].append(run_case(n, args.baseline_src, args.queries, args.workdir, args.keep))
         print("before", json.dumps(results["before"][-1]), flush=True)
     for n in args.cases:
-        results["after"].append(run_case(n, REPO, args.queries, args.workdir))
+        results["after"].append(run_case(n, REPO, args.queries, args.workdir, args.keep))
         print("after", json.dumps(results["after"][-1]), flush=True)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)

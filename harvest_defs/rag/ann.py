@@ -18,6 +18,7 @@ recall@10 0.79 at 100k with cosine, and slower to build than f16 on this CPU.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 import weakref
@@ -44,8 +45,14 @@ BATCH_ROWS = 50_000
 # 1M x 1024 (benchmarks/results/index_build_1m.json): graph 1,423 s on a loaded machine but recall@10 0.88
 # near the data, under the 0.95 goal; 128 (vss's value) gave 1.0 at 200k, so 128 it stays.
 EF_CONSTRUCTION = HNSW_EF_CONSTRUCTION
-# Candidates taken from the graph per query before the exact re-rank: at least this many, and 2k.
-MIN_CANDIDATES = 20
+# Candidates taken from the graph per query before the exact re-rank: ``OVERSAMPLE * k``, at least
+# ``MIN_CANDIDATES``. Each candidate is a row DuckDB fetches, and in a fresh reader process each one loads a
+# 256 KB block into the buffer pool (~64 page faults: the dominant cost of a cold query, measured at 200k
+# and 1M in benchmarks/results/query_latency_1m.json). The float16 graph ranks so close to the exact float32
+# order that re-ranking 10, 12, 15, 20 or 30 candidates gave the same recall@10 at 200k x 1024 (0.96 over 30
+# near queries, one of them a graph miss); it was max(2k, 20).
+OVERSAMPLE = 1.2
+MIN_CANDIDATES = 12
 
 
 def ensure_key_column(con: duckdb.DuckDBPyConnection) -> None:
@@ -173,11 +180,17 @@ def sidecar_of(
 _GRAPH_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Index | None] = weakref.WeakKeyDictionary()
 
 
+def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a read-only connection: its file cannot change under it (a rebuild renames a new file over
+    the path; this connection keeps the old one), so what it reads once may be remembered."""
+    mode = con.execute("SELECT current_setting('access_mode')").fetchone()
+    return bool(mode and str(mode[0]).lower() == "read_only")
+
+
 def graph_for(con: duckdb.DuckDBPyConnection) -> Index | None:
     """The graph of the connection's index, opened (a memory-mapped view), or None: scan instead.
 
-    Remembered for a read-only connection: its file cannot change under it (a rebuild renames a new file
-    over the path; this connection keeps the old one), so the metadata look-ups (~2 ms on a loaded
+    Remembered for a read-only connection (``is_read_only``), so the metadata look-ups (~2 ms on a loaded
     machine) are paid once, and the mapping outlives the file's deletion two rebuilds later.
     """
     if con in _GRAPH_OF:
@@ -186,8 +199,7 @@ def graph_for(con: duckdb.DuckDBPyConnection) -> Index | None:
 
     path = sidecar_of(con, read_meta(con))
     graph = open_view(path) if path is not None else None
-    mode = con.execute("SELECT current_setting('access_mode')").fetchone()
-    if mode and str(mode[0]).lower() == "read_only":
+    if is_read_only(con):
         _GRAPH_OF[con] = graph
     return graph
 
@@ -209,12 +221,14 @@ def open_view(path: Path) -> Index | None:
         return None
 
 
-def candidates(graph: Index | Path, vector: np.ndarray, k: int, *, oversample: int = 2) -> list[int]:
-    """Keys of the graph's nearest candidates for ``vector``: ``max(oversample * k, MIN_CANDIDATES)``."""
+def candidates(
+    graph: Index | Path, vector: np.ndarray, k: int, *, oversample: float = OVERSAMPLE
+) -> list[int]:
+    """Keys of the graph's nearest ``max(ceil(oversample * k), MIN_CANDIDATES)`` candidates for ``vector``."""
     index = open_view(graph) if isinstance(graph, Path) else graph
     if index is None:
         raise FileNotFoundError(f"no usearch graph at {graph}")
-    count = max(oversample * k, MIN_CANDIDATES)
+    count = max(math.ceil(oversample * k), MIN_CANDIDATES)
     if index.expansion_search < max(HNSW_EF_SEARCH, count):
         index.expansion_search = max(HNSW_EF_SEARCH, count)  # type: ignore[misc]  # (the stub lacks the setter)
     matches = index.search(np.asarray(vector, dtype=np.float32), count)
@@ -228,17 +242,43 @@ def remove_stale_sidecars(index_path: Path, keep: set[str]) -> None:
             old.unlink(missing_ok=True)
 
 
+# The query vector's one-row Arrow table, joined into the re-rank statement under this name.
+QUERY_VIEW = "_rag_query_vector"
+
+
 def rerank_sql(keys: list[int], k: int, where: str = "") -> str:
-    """Top-k of the graph's candidates by the exact float32 distance (the same columns as the HNSW SQL).
+    """Top-k of the graph's candidates by the exact float32 distance to ``QUERY_VIEW.q`` (one statement).
 
     Keys are literal integers so DuckDB answers the IN list from the ART index on ``ann_key`` (a point
-    lookup per key) instead of scanning the table. ``where`` (a search filter) post-filters them.
+    lookup per key) instead of scanning the table. ``where`` (a search filter) post-filters them. The query
+    vector is a one-row table cross-joined in, not a ``SET VARIABLE``: measured at 200k x 1024
+    (``benchmarks/query_latency.py``), the variable cost a statement of its own plus ``getvariable``'s
+    binding and constant folding of 1024 floats in the re-rank (~3 ms CPU a query on a loaded machine).
     """
     listed = ", ".join(str(int(key)) for key in keys) or "NULL"
     extra = f" AND ({where})" if where else ""
     return (
         "SELECT chunk_id, document_id, text, "
-        "array_cosine_distance(embedding, getvariable('qv')) AS distance "
-        f"FROM {CHUNKS_TABLE} WHERE {KEY_COLUMN} IN ({listed}){extra} "
+        f"array_cosine_distance(embedding, {QUERY_VIEW}.q) AS distance "
+        f"FROM {CHUNKS_TABLE}, {QUERY_VIEW} WHERE {KEY_COLUMN} IN ({listed}){extra} "
         f"ORDER BY distance, chunk_id LIMIT {int(k)}"
     )
+
+
+def rerank(
+    con: duckdb.DuckDBPyConnection,
+    vector: np.ndarray,
+    keys: list[int],
+    k: int,
+    where: str = "",
+    params: list[object] | None = None,
+) -> list[tuple[str, str, str, float]]:
+    """``(chunk_id, document_id, text, distance)`` of the best ``k`` of ``keys``, ranked in DuckDB by the
+    exact float32 cosine distance to ``vector`` (the table's vectors, never the graph's float16 copies)."""
+    flat = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    query = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(flat), flat.shape[0])})
+    con.register(QUERY_VIEW, query)
+    try:
+        return con.execute(rerank_sql(keys, k, where), params or []).fetchall()
+    finally:
+        con.unregister(QUERY_VIEW)

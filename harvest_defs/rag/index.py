@@ -50,6 +50,7 @@ from harvest_defs.rag.schema import (
     read_meta,
     write_meta,
 )
+from harvest_defs.rag.threads import use_point_query_threads
 
 log = logging.getLogger(__name__)
 INDEX_FILENAME = "rag.duckdb"
@@ -356,11 +357,17 @@ def _write(
 
 
 def open_index(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the index with vss/fts loaded (never blocks on, or breaks, a rebuild)."""
+    """A read-only connection to the index with vss/fts loaded (never blocks on, or breaks, a rebuild).
+
+    It answers point queries on one thread (``rag.threads``: a graph query reads ~20 rows, and a parallel
+    pipeline start cost more than that); the scans in ``rag.search`` take every core while they run.
+    """
     path = Path(path) if path is not None else default_index_path()
     if not path.is_file():
         raise IndexNotFoundError(f"no RAG index at {path}: materialize rag_index (or call build_index) first")
-    return connect(path, read_only=True)
+    con = connect(path, read_only=True)
+    use_point_query_threads(con)
+    return con
 
 
 def index_meta(path: Path | str | None = None) -> dict[str, str]:

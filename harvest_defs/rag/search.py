@@ -3,9 +3,12 @@
 Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/index_build.json):
 - Unfiltered vector queries take candidates from the usearch graph beside the file (``rag.ann``) and rank
   them in DuckDB by the exact distance; an index built before the sidecar existed still uses vss's HNSW.
-- The query vector is passed with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``:
-  binding a Python list as a parameter costs ~75 ms per query at 1024-d, and a scalar subquery drops the
-  HNSW plan; the variable keeps ``HNSW_INDEX_SCAN`` and costs next to nothing.
+- The graph path's re-rank is one statement with the query vector cross-joined from a one-row Arrow
+  table (``ann.rerank``), on a reader connection's single thread (``rag.threads``): measured at 200k and
+  1M (benchmarks/query_latency.py), a ``SET VARIABLE`` statement, a ``rag_meta`` read per query and the
+  parallel pipeline start had cost more than the 12-row fetch itself. The scans (exact, vss) still pass
+  the vector with ``SET VARIABLE qv = (SELECT q FROM <arrow>)`` and ``getvariable('qv')``: binding a Python
+  list as a parameter costs 0.5-1 s per query at 1024-d, and a scalar subquery drops vss's HNSW plan.
 - Filtered queries never use HNSW: vss 1.5.5 pushes the LIMIT into the index and filters afterwards, so
   ``WHERE ... ORDER BY distance LIMIT k`` silently returns too few (even 0) rows. They use the exact scan.
 - The exact scan (``exact=True`` / ``exact_search``) is brute-force ``array_cosine_distance`` over every row:
@@ -19,6 +22,7 @@ Why each choice (measured in dlt_vectors_measured.md §5 and benchmarks/results/
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +37,7 @@ from harvest_defs.rag import ann
 from harvest_defs.rag.embedders import QueryEmbedder, index_query_embedder
 from harvest_defs.rag.index import DimensionMismatchError, open_index
 from harvest_defs.rag.schema import CHUNKS_TABLE, FTS_SCHEMA, HNSW_EF_SEARCH, read_meta
+from harvest_defs.rag.threads import all_cores
 
 Mode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
@@ -100,15 +105,36 @@ def where_clause(
     return " AND ".join(clauses), params
 
 
-def set_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> int:
-    """Bind ``vector`` to the session variable ``qv`` as ``FLOAT[dim]`` (checked against the index)."""
-    dim_value = read_meta(con).get("dim")
+_DIM_OF: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, int | None] = weakref.WeakKeyDictionary()
+
+
+def index_dim(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The index's embedding dimension (None before the first build), remembered for a read-only
+    connection: reading ``rag_meta`` is two statements, ~1.3 ms of every query on a loaded machine."""
+    if con in _DIM_OF:
+        return _DIM_OF[con]
+    value = read_meta(con).get("dim")
+    dim = int(value) if value else None
+    if ann.is_read_only(con):
+        _DIM_OF[con] = dim
+    return dim
+
+
+def check_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> np.ndarray:
+    """``vector`` as flat float32, checked against the index's dimension."""
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if dim_value and int(dim_value) != vector.shape[0]:
+    dim = index_dim(con)
+    if dim is not None and dim != vector.shape[0]:
         raise DimensionMismatchError(
-            f"query embedding has {vector.shape[0]} dimensions, the index {dim_value}: embed the query with "
+            f"query embedding has {vector.shape[0]} dimensions, the index {dim}: embed the query with "
             "the index's model and output_dimension"
         )
+    return vector
+
+
+def set_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> int:
+    """Bind ``vector`` to the session variable ``qv`` as ``FLOAT[dim]`` (checked against the index)."""
+    vector = check_query_vector(con, vector)
     dim = vector.shape[0]
     query_table = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(vector), dim)})
     con.register("_rag_query_vector", query_table)
@@ -141,23 +167,25 @@ def vector_search(
 ) -> list[Hit]:
     """Top-k by cosine similarity: the HNSW graph unless ``exact``; a brute-force scan when asked, or when
     a filter leaves fewer than k of the graph's (oversampled) candidates."""
-    set_query_vector(con, vector)
+    vector = check_query_vector(con, vector)
     where, params = where_clause(filters)
     graph = None if exact else ann.graph_for(con)
     if graph is not None:  # the usearch graph beside the file picks candidates, DuckDB ranks them exactly
         # A filter (``kind: chunk`` on every `harvest ask` over passages) post-filters the candidates, so
         # take more of them; only when too few pass does the query fall back to the exact scan.
-        keys = ann.candidates(graph, vector, k, oversample=FILTER_OVERSAMPLE if where else 2)
-        rows = con.execute(ann.rerank_sql(keys, k, where), params).fetchall()
+        keys = ann.candidates(graph, vector, k, oversample=FILTER_OVERSAMPLE if where else ann.OVERSAMPLE)
+        rows = ann.rerank(con, vector, keys, k, where, params)
         if not where or len(rows) >= k or len(keys) >= len(graph):
             return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
+    set_query_vector(con, vector)
     if not (exact or where):  # an index built before the sidecar: vss's persisted HNSW index
         con.execute(f"SET hnsw_ef_search = {max(HNSW_EF_SEARCH, k)}")
         # DuckDB's late materialization would join the k index hits back to a full scan of the table
         # (measured: 150 ms instead of a few ms at 100k rows); the index scan already carries the rows.
         con.execute("SET late_materialization_max_rows = 0")
     try:
-        rows = con.execute(vector_search_sql(k, where, exact=exact), params).fetchall()
+        with all_cores(con):  # a full scan (or vss's index scan): not a point query
+            rows = con.execute(vector_search_sql(k, where, exact=exact), params).fetchall()
     finally:
         con.execute("RESET late_materialization_max_rows")
     return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
@@ -175,13 +203,14 @@ def keyword_search(
 ) -> list[Hit]:
     """Top-k by BM25 over the chunk text (porter stemming, English stop words, digits kept)."""
     where, params = where_clause(filters)
-    rows = con.execute(
-        f"SELECT chunk_id, document_id, text, score FROM ("
-        f"  SELECT *, {FTS_SCHEMA}.match_bm25(chunk_id, ?) AS score FROM {CHUNKS_TABLE}"
-        f") WHERE score IS NOT NULL {'AND ' + where if where else ''} "
-        f"ORDER BY score DESC, chunk_id LIMIT {int(k)}",
-        [query, *params],
-    ).fetchall()
+    with all_cores(con):  # BM25 scores every row: a scan
+        rows = con.execute(
+            f"SELECT chunk_id, document_id, text, score FROM ("
+            f"  SELECT *, {FTS_SCHEMA}.match_bm25(chunk_id, ?) AS score FROM {CHUNKS_TABLE}"
+            f") WHERE score IS NOT NULL {'AND ' + where if where else ''} "
+            f"ORDER BY score DESC, chunk_id LIMIT {int(k)}",
+            [query, *params],
+        ).fetchall()
     return [Hit(r[0], r[1], r[2], float(r[3]), keyword_rank=i) for i, r in enumerate(rows, 1)]
 
 
