@@ -24,11 +24,10 @@ import pyarrow as pa
 
 from harvest_defs.emulator import EmulatorServer
 from harvest_defs.harvest.pipeline import create_duckdb_pipeline
-from harvest_defs.harvest.voyage import voyage_embeddings_batch
 from harvest_defs.harvest.voyage.arrow import embeddings_table
 from harvest_defs.harvest.voyage.packing import EmbedInput
 from harvest_defs.harvest.voyage.store import VectorStore
-from harvest_defs_tests.conftest import TEST_VOYAGE_KEY
+from harvest_defs_tests.harvest.test_voyage_stream import run_realtime
 
 WINDOW = 10
 N = 40
@@ -49,22 +48,7 @@ def _texts(live: list[int]) -> Iterator[dict[str, str]]:
 
 def _run(emulator: EmulatorServer, work: Path, source: Any) -> int:
     """Texts sent to the emulator by one run into ``work``."""
-    before = emulator.stats().get("voyage_texts", 0)
-    pipeline = create_duckdb_pipeline(
-        "vm", "vec", destination_path=str(work / "w.duckdb"), pipelines_dir=str(work / "pipes")
-    )
-    pipeline.run(
-        voyage_embeddings_batch(
-            source,
-            api_key=TEST_VOYAGE_KEY,
-            base_url=emulator.voyage_base_url,
-            mode="realtime",
-            output_dimension=256,
-            raw_dir=work / "raw",
-            window=WINDOW,
-        )
-    )
-    return int(emulator.stats()["voyage_texts"]) - int(before)
+    return int(run_realtime(emulator, work, source, window=WINDOW)["texts_sent"])
 
 
 def test_finished_windows_are_freed_mid_stream_and_a_rerun_is_free(

@@ -34,7 +34,9 @@ def _texts(n: int) -> list[Any]:
     return out
 
 
-def _run(emulator: EmulatorServer, work: Path, source: Any) -> dict[str, Any]:
+def run_realtime(emulator: EmulatorServer, work: Path, source: Any, window: int = 8) -> dict[str, Any]:
+    """One real-time run of ``source`` into ``work``: the texts it sent and the rows it left (shared with
+    ``test_stream_extract_memory``)."""
     before = emulator.stats()
     pipeline = create_duckdb_pipeline(
         "vs", "vec", destination_path=str(work / "w.duckdb"), pipelines_dir=str(work / "pipes")
@@ -47,7 +49,7 @@ def _run(emulator: EmulatorServer, work: Path, source: Any) -> dict[str, Any]:
             mode="realtime",
             output_dimension=256,
             raw_dir=work / "raw",
-            window=8,
+            window=window,
         )
     )
     with duckdb.connect(str(work / "w.duckdb"), read_only=True) as con:
@@ -69,7 +71,7 @@ def test_generator_polars_and_parquet_embed_what_the_list_embeds(
         "polars": pl.DataFrame(texts),
         "parquet": parquet,
     }
-    results = {name: _run(emulator, tmp_path / name, source) for name, source in sources.items()}
+    results = {name: run_realtime(emulator, tmp_path / name, source) for name, source in sources.items()}
     for name, result in results.items():
         assert result == results["list"], name
     rows = results["list"]["rows"]
