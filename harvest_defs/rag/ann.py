@@ -22,6 +22,8 @@ import math
 import os
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -280,10 +282,19 @@ def rerank(
 ) -> list[tuple[str, str, str, float]]:
     """``(chunk_id, document_id, text, distance)`` of the best ``k`` of ``keys``, ranked in DuckDB by the
     exact float32 cosine distance to ``vector`` (the table's vectors, never the graph's float16 copies)."""
-    flat = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
-    query = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(flat), flat.shape[0])})
-    con.register(QUERY_VIEW, query)
-    try:
+    with query_vector_view(con, vector):
         return con.execute(rerank_sql(keys, k, where), params or []).fetchall()
+
+
+@contextmanager
+def query_vector_view(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> Iterator[None]:
+    """``vector`` as ``QUERY_VIEW`` (one row, column ``q`` of ``FLOAT[dim]``) for the statements inside:
+    the re-rank joins it, and ``search.set_query_vector`` copies it into the ``qv`` variable."""
+    flat = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    con.register(
+        QUERY_VIEW, pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(flat), flat.shape[0])})
+    )
+    try:
+        yield
     finally:
         con.unregister(QUERY_VIEW)

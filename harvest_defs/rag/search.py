@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from harvest_defs.rag import ann
 from harvest_defs.rag.embedders import QueryEmbedder, index_query_embedder
@@ -135,14 +134,14 @@ def check_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> np
 def set_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> int:
     """Bind ``vector`` to the session variable ``qv`` as ``FLOAT[dim]`` (checked against the index)."""
     vector = check_query_vector(con, vector)
-    dim = vector.shape[0]
-    query_table = pa.table({"q": pa.FixedSizeListArray.from_arrays(pa.array(vector), dim)})
-    con.register("_rag_query_vector", query_table)
-    try:
-        con.execute("SET VARIABLE qv = (SELECT q FROM _rag_query_vector)")
-    finally:
-        con.unregister("_rag_query_vector")
-    return dim
+    _bind_query_vector(con, vector)
+    return int(vector.shape[0])
+
+
+def _bind_query_vector(con: duckdb.DuckDBPyConnection, vector: np.ndarray) -> None:
+    """``qv`` := ``vector`` (already checked), for the scans' ``getvariable('qv')``."""
+    with ann.query_vector_view(con, vector):
+        con.execute(f"SET VARIABLE qv = (SELECT q FROM {ann.QUERY_VIEW})")
 
 
 def vector_search_sql(k: int, where: str = "", *, exact: bool = False) -> str:
@@ -177,7 +176,7 @@ def vector_search(
         rows = ann.rerank(con, vector, keys, k, where, params)
         if not where or len(rows) >= k or len(keys) >= len(graph):
             return [Hit(r[0], r[1], r[2], 1.0 - float(r[3]), vector_rank=i) for i, r in enumerate(rows, 1)]
-    set_query_vector(con, vector)
+    _bind_query_vector(con, vector)  # checked above
     if not (exact or where):  # an index built before the sidecar: vss's persisted HNSW index
         con.execute(f"SET hnsw_ef_search = {max(HNSW_EF_SEARCH, k)}")
         # DuckDB's late materialization would join the k index hits back to a full scan of the table
